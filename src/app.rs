@@ -1,0 +1,122 @@
+//! Wiring: binds the listener, starts one supervised source thread per stream and the
+//! HTTP executor threads, and stops them all on shutdown. Used by `main.rs` and by the
+//! integration tests (which start it on port 0).
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::http;
+use crate::hub::Hub;
+use crate::shutdown::Shutdown;
+use crate::supervise;
+use smol::Executor;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Threads running the HTTP executor. Serving is cheap (frames are shared, not copied);
+/// two threads keep one slow handler from delaying the rest.
+const HTTP_THREADS: usize = 2;
+/// After shutdown, how long executor threads keep running so every connection task sees
+/// the signal and closes its socket.
+const HTTP_DRAIN: Duration = Duration::from_millis(100);
+
+/// A running camhub.
+pub struct App {
+    hub: Arc<Hub>,
+    local_addr: SocketAddr,
+    shutdown: Shutdown,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl App {
+    /// Binds `config.listen` and starts everything. Returns once the listener is bound
+    /// and every source thread is started.
+    pub fn start(config: &Config, shutdown: Shutdown) -> Result<App> {
+        let listener = std::net::TcpListener::bind(config.listen)
+            .map_err(|e| Error::io(format!("cannot listen on {}", config.listen), e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the bound address", e))?;
+        let listener = smol::net::TcpListener::try_from(listener)
+            .map_err(|e| Error::io("registering the listener", e))?;
+
+        let hub = Arc::new(Hub::new(&config.streams));
+        let mut threads = Vec::new();
+        for (stream_config, stream) in config.streams.iter().zip(hub.streams()) {
+            tracing::info!(
+                stream = %stream.id,
+                kind = stream.kind,
+                url = %stream.url_redacted,
+                "starting source"
+            );
+            let thread = supervise::spawn(stream_config.clone(), stream.clone(), shutdown.clone())
+                .map_err(|e| Error::io(format!("spawning thread for stream {}", stream.id), e))?;
+            threads.push(thread);
+        }
+
+        let executor = Arc::new(Executor::new());
+        let ctx = Arc::new(http::Ctx {
+            hub: hub.clone(),
+            name: config.name.clone(),
+            send_timeout: config.send_timeout,
+        });
+        executor
+            .spawn(http::serve(
+                listener,
+                ctx,
+                shutdown.clone(),
+                executor.clone(),
+            ))
+            .detach();
+        for i in 0..HTTP_THREADS {
+            let executor = executor.clone();
+            let shutdown = shutdown.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("http-{i}"))
+                .spawn(move || {
+                    smol::block_on(executor.run(async {
+                        shutdown.wait().await;
+                        async_io::Timer::after(HTTP_DRAIN).await;
+                    }))
+                })
+                .map_err(|e| Error::io("spawning HTTP thread", e))?;
+            threads.push(thread);
+        }
+
+        Ok(App {
+            hub,
+            local_addr,
+            shutdown,
+            threads,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Triggers shutdown and waits up to `timeout` for every thread. Returns false if
+    /// some thread was still running at the deadline (the caller exits anyway).
+    pub fn stop(self, timeout: Duration) -> bool {
+        self.shutdown.trigger();
+        let deadline = Instant::now() + timeout;
+        for thread in self.threads {
+            while !thread.is_finished() {
+                if Instant::now() >= deadline {
+                    let name = thread.thread().name().unwrap_or("?").to_string();
+                    tracing::warn!(thread = %name, "did not stop in time");
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = thread.join();
+        }
+        true
+    }
+}

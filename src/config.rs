@@ -1,0 +1,745 @@
+//! Configuration: the TOML file and the command line, merged and validated into one
+//! [`Config`]. Every error names the key (and the line, for the file) it is about.
+
+use crate::error::{Error, Result};
+use clap::Parser;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// Where `camhub` with no `--config` looks for its file.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/camhub/camhub.toml";
+/// Where camhub listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+/// Display and mDNS name unless told otherwise.
+pub const DEFAULT_NAME: &str = "camhub";
+
+/// The command line. Anything given here wins over the file.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "camhub",
+    version,
+    about = "Serve every camera as MJPEG to any browser"
+)]
+pub struct Cli {
+    /// Config file (TOML). Default: /etc/camhub/camhub.toml when it exists.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Address and port to listen on, e.g. 0.0.0.0:8080 or 127.0.0.1:0.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+
+    /// Do not advertise on the LAN with mDNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+
+    /// A stream as ID=URL (repeatable). Replaces the streams of the config file.
+    #[arg(long = "source", value_name = "ID=URL")]
+    pub sources: Vec<String>,
+
+    /// Display and mDNS name (default: camhub).
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Validate the configuration, print a summary and exit (0 valid, 1 invalid).
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The validated configuration everything else runs from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Display name of the box, also its mDNS instance and host name.
+    pub name: String,
+    pub mdns_enabled: bool,
+    /// A viewer whose socket accepts no data for this long is dropped.
+    pub send_timeout: Duration,
+    pub streams: Vec<StreamConfig>,
+    /// The file the config came from, if any (for the summary and logs).
+    pub file: Option<PathBuf>,
+}
+
+/// What kind of source a stream URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Pattern,
+    V4l2,
+    Rtsp,
+    HttpMjpeg,
+    Exec,
+}
+
+impl SourceKind {
+    /// The short name used in the API and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Pattern => "pattern",
+            SourceKind::V4l2 => "v4l2",
+            SourceKind::Rtsp => "rtsp",
+            SourceKind::HttpMjpeg => "http",
+            SourceKind::Exec => "exec",
+        }
+    }
+
+    fn from_url(url: &str) -> Option<SourceKind> {
+        let scheme = url.split(':').next()?.to_ascii_lowercase();
+        Some(match scheme.as_str() {
+            "pattern" => SourceKind::Pattern,
+            "v4l2" => SourceKind::V4l2,
+            "rtsp" | "rtsps" => SourceKind::Rtsp,
+            "http" | "https" => SourceKind::HttpMjpeg,
+            "exec" => SourceKind::Exec,
+            _ => return None,
+        })
+    }
+}
+
+/// One camera or feed.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// URL-safe, unique: used in `/stream/{id}`.
+    pub id: String,
+    /// Shown on the page and in placeholders.
+    pub name: String,
+    /// The URL as configured. May hold credentials: never log or show it; use
+    /// [`StreamConfig::redacted_url`].
+    pub url: String,
+    pub kind: SourceKind,
+    /// BCM pin of this stream's status LED.
+    pub led: Option<u8>,
+    /// Frame-rate hint (sources that can choose use it).
+    pub fps: Option<u32>,
+    /// Frame-size hint (width, height).
+    pub size: Option<(u32, u32)>,
+    /// No frame for this long while connected means Stalled.
+    pub stall_after: Duration,
+    /// A disabled stream is listed but never started.
+    pub enabled: bool,
+}
+
+impl StreamConfig {
+    /// The URL with any user name and password removed, safe for logs, pages and the API.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+
+    /// A stream with defaults for everything but id and URL (used by `--source`).
+    pub fn new(id: &str, url: &str) -> Result<StreamConfig> {
+        let at = format!("--source {id}=…");
+        check_id(id).map_err(|msg| config_err(&at, msg))?;
+        let kind = check_url(url).map_err(|msg| config_err(&at, msg))?;
+        Ok(StreamConfig {
+            id: id.to_string(),
+            name: id.to_string(),
+            url: url.to_string(),
+            kind,
+            led: None,
+            fps: None,
+            size: None,
+            stall_after: DEFAULT_STALL_AFTER,
+            enabled: true,
+        })
+    }
+}
+
+/// Default stall watchdog: a connected source silent this long is torn down and retried.
+pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(5);
+const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(20);
+
+// ---- the file, as written -------------------------------------------------------------
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: FileServer,
+    #[serde(default)]
+    mdns: FileMdns,
+    #[serde(default)]
+    stream: Vec<FileStream>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    listen: Option<Spanned<String>>,
+    send_timeout_secs: Option<Spanned<u64>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileMdns {
+    enabled: Option<bool>,
+    name: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileStream {
+    id: Spanned<String>,
+    name: Option<String>,
+    url: Spanned<String>,
+    led: Option<Spanned<u8>>,
+    fps: Option<Spanned<u32>>,
+    size: Option<Spanned<String>>,
+    stall_after_secs: Option<Spanned<u64>>,
+    enabled: Option<bool>,
+}
+
+impl Config {
+    /// Builds the configuration from the command line (and the file it names, or the
+    /// default file when that exists).
+    pub fn load(cli: &Cli) -> Result<Config> {
+        let (file, text) = match &cli.config {
+            Some(path) => (Some(path.clone()), Some(read_file(path)?)),
+            None if Path::new(DEFAULT_CONFIG_PATH).exists() => {
+                let path = PathBuf::from(DEFAULT_CONFIG_PATH);
+                let text = read_file(&path)?;
+                (Some(path), Some(text))
+            }
+            None => (None, None),
+        };
+        let mut config = match &text {
+            Some(text) => Config::parse(text, file.as_deref())?,
+            None => Config::parse("", None)?,
+        };
+        config.file = file;
+
+        if let Some(listen) = &cli.listen {
+            config.listen = parse_listen(listen).map_err(|msg| config_err("--listen", msg))?;
+        }
+        if cli.no_mdns {
+            config.mdns_enabled = false;
+        }
+        if let Some(name) = &cli.name {
+            check_name(name).map_err(|msg| config_err("--name", msg))?;
+            config.name = name.clone();
+        }
+        if !cli.sources.is_empty() {
+            let mut streams = Vec::new();
+            for arg in &cli.sources {
+                let (id, url) = arg.split_once('=').ok_or_else(|| {
+                    config_err(
+                        "--source",
+                        format!("expected ID=URL, got {:?}", redact_url(arg)),
+                    )
+                })?;
+                streams.push(StreamConfig::new(id, url)?);
+            }
+            check_unique_ids(
+                streams
+                    .iter()
+                    .map(|s| (s.id.as_str(), "--source".to_string())),
+            )?;
+            config.streams = streams;
+        }
+        if config.streams.is_empty() {
+            config.streams.push(default_pattern_stream());
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates a config file's text. `path` is only used in messages.
+    pub fn parse(text: &str, path: Option<&Path>) -> Result<Config> {
+        let where_ = |line: Option<usize>, key: &str| match (path, line) {
+            (Some(p), Some(l)) => format!("{}:{l}: {key}", p.display()),
+            (None, Some(l)) => format!("line {l}: {key}"),
+            (Some(p), None) => format!("{}: {key}", p.display()),
+            (None, None) => key.to_string(),
+        };
+        let file: FileConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            Error::Config {
+                at: where_(line, "toml"),
+                msg: e.message().to_string(),
+            }
+        })?;
+        let err = |span: std::ops::Range<usize>, key: &str, msg: String| Error::Config {
+            at: where_(Some(line_of(text, span.start)), key),
+            msg,
+        };
+
+        let listen = match &file.server.listen {
+            Some(s) => parse_listen(s.get_ref()).map_err(|m| err(s.span(), "server.listen", m))?,
+            None => DEFAULT_LISTEN
+                .parse()
+                .expect("default listen address parses"),
+        };
+        let send_timeout = match &file.server.send_timeout_secs {
+            Some(s) if *s.get_ref() == 0 || *s.get_ref() > 3600 => {
+                return Err(err(
+                    s.span(),
+                    "server.send_timeout_secs",
+                    "must be 1..=3600".into(),
+                ))
+            }
+            Some(s) => Duration::from_secs(*s.get_ref()),
+            None => DEFAULT_SEND_TIMEOUT,
+        };
+        let name = match &file.mdns.name {
+            Some(s) => {
+                check_name(s.get_ref()).map_err(|m| err(s.span(), "mdns.name", m))?;
+                s.get_ref().clone()
+            }
+            None => DEFAULT_NAME.to_string(),
+        };
+
+        let mut streams = Vec::new();
+        let mut pins = HashSet::new();
+        for s in &file.stream {
+            let id = s.id.get_ref();
+            check_id(id).map_err(|m| err(s.id.span(), "stream.id", m))?;
+            let url = s.url.get_ref();
+            let kind = check_url(url)
+                .map_err(|m| err(s.url.span(), "stream.url", format!("stream {id:?}: {m}")))?;
+            let led = match &s.led {
+                Some(pin) if *pin.get_ref() > 27 => {
+                    return Err(err(
+                        pin.span(),
+                        "stream.led",
+                        format!("stream {id:?}: BCM pin must be 0..=27"),
+                    ))
+                }
+                Some(pin) if !pins.insert(*pin.get_ref()) => {
+                    return Err(err(
+                        pin.span(),
+                        "stream.led",
+                        format!("stream {id:?}: pin {} is used twice", pin.get_ref()),
+                    ))
+                }
+                Some(pin) => Some(*pin.get_ref()),
+                None => None,
+            };
+            let fps = match &s.fps {
+                Some(f) if !(1..=120).contains(f.get_ref()) => {
+                    return Err(err(
+                        f.span(),
+                        "stream.fps",
+                        format!("stream {id:?}: must be 1..=120"),
+                    ))
+                }
+                Some(f) => Some(*f.get_ref()),
+                None => None,
+            };
+            let size =
+                match &s.size {
+                    Some(sz) => Some(parse_size(sz.get_ref()).map_err(|m| {
+                        err(sz.span(), "stream.size", format!("stream {id:?}: {m}"))
+                    })?),
+                    None => None,
+                };
+            let stall_after = match &s.stall_after_secs {
+                Some(v) if *v.get_ref() == 0 || *v.get_ref() > 600 => {
+                    return Err(err(
+                        v.span(),
+                        "stream.stall_after_secs",
+                        format!("stream {id:?}: must be 1..=600"),
+                    ))
+                }
+                Some(v) => Duration::from_secs(*v.get_ref()),
+                None => DEFAULT_STALL_AFTER,
+            };
+            streams.push(StreamConfig {
+                id: id.clone(),
+                name: s.name.clone().unwrap_or_else(|| id.clone()),
+                url: url.clone(),
+                kind,
+                led,
+                fps,
+                size,
+                stall_after,
+                enabled: s.enabled.unwrap_or(true),
+            });
+        }
+        check_unique_ids(file.stream.iter().map(|s| {
+            (
+                s.id.get_ref().as_str(),
+                where_(Some(line_of(text, s.id.span().start)), "stream.id"),
+            )
+        }))?;
+
+        Ok(Config {
+            listen,
+            name,
+            mdns_enabled: file.mdns.enabled.unwrap_or(true),
+            send_timeout,
+            streams,
+            file: path.map(Path::to_path_buf),
+        })
+    }
+
+    /// A human-readable summary for `--check-config` (URLs redacted).
+    pub fn summary(&self) -> String {
+        let mut out = String::new();
+        match &self.file {
+            Some(f) => out.push_str(&format!("config: {}\n", f.display())),
+            None => out.push_str("config: defaults (no file)\n"),
+        }
+        out.push_str(&format!("listen: {}\n", self.listen));
+        out.push_str(&format!(
+            "name: {} (mDNS {})\n",
+            self.name,
+            if self.mdns_enabled { "on" } else { "off" }
+        ));
+        out.push_str(&format!("streams: {}\n", self.streams.len()));
+        for s in &self.streams {
+            out.push_str(&format!(
+                "  {} {:?} {} {}{}{}\n",
+                s.id,
+                s.name,
+                s.kind.as_str(),
+                s.redacted_url(),
+                s.led.map(|p| format!(" led=BCM{p}")).unwrap_or_default(),
+                if s.enabled { "" } else { " (disabled)" }
+            ));
+        }
+        out
+    }
+}
+
+/// The stream camhub shows when nothing else is configured or found, so there is always
+/// something to see.
+pub fn default_pattern_stream() -> StreamConfig {
+    let mut s = StreamConfig::new("test", "pattern:").expect("built-in pattern stream is valid");
+    s.name = "Test pattern".to_string();
+    s
+}
+
+fn read_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("reading config file {}", path.display()), e))
+}
+
+fn config_err(at: &str, msg: impl Into<String>) -> Error {
+    Error::Config {
+        at: at.to_string(),
+        msg: msg.into(),
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not ADDR:PORT (e.g. 0.0.0.0:8080 or [::]:8080)"))
+}
+
+fn check_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 64 {
+        return Err(format!("id {id:?} must be 1 to 64 characters"));
+    }
+    if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "id {id:?} may only use letters, digits, '-' and '_' (it is part of URLs)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!("name {name:?} must be 1 to 63 characters"));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') || name.starts_with('-') {
+        return Err(format!(
+            "name {name:?} may only use letters, digits and '-' (it becomes <name>.local)"
+        ));
+    }
+    Ok(())
+}
+
+fn check_unique_ids<'a>(ids: impl Iterator<Item = (&'a str, String)>) -> Result<()> {
+    let mut seen = HashSet::new();
+    for (id, at) in ids {
+        if !seen.insert(id) {
+            return Err(config_err(&at, format!("stream id {id:?} is used twice")));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the scheme and the parts each kind needs; returns the kind.
+fn check_url(url: &str) -> Result<SourceKind, String> {
+    let kind = SourceKind::from_url(url).ok_or_else(|| {
+        format!(
+            "unknown URL scheme in {:?} (use pattern:, v4l2://, rtsp://, http://, exec:)",
+            redact_url(url)
+        )
+    })?;
+    match kind {
+        SourceKind::Pattern => {
+            crate::source::pattern::PatternOptions::parse(url)?;
+        }
+        SourceKind::Rtsp | SourceKind::HttpMjpeg => {
+            let parsed =
+                url::Url::parse(url).map_err(|e| format!("bad URL {:?}: {e}", redact_url(url)))?;
+            if parsed.host_str().is_none_or(str::is_empty) {
+                return Err(format!("URL {:?} has no host", redact_url(url)));
+            }
+        }
+        SourceKind::V4l2 => {
+            let path = url.trim_start_matches("v4l2:").trim_start_matches("//");
+            if !path.starts_with('/') {
+                return Err(format!("expected v4l2:///dev/videoN, got {url:?}"));
+            }
+        }
+        SourceKind::Exec => {
+            if url["exec:".len()..].trim().is_empty() {
+                return Err(
+                    "exec: needs a command, e.g. exec:rpicam-vid -t 0 --codec mjpeg -o -".into(),
+                );
+            }
+        }
+    }
+    Ok(kind)
+}
+
+/// Parses "640x480".
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("size {s:?} is not WIDTHxHEIGHT"))?;
+    let w: u32 = w
+        .trim()
+        .parse()
+        .map_err(|_| format!("size {s:?}: bad width"))?;
+    let h: u32 = h
+        .trim()
+        .parse()
+        .map_err(|_| format!("size {s:?}: bad height"))?;
+    if !(16..=4096).contains(&w) || !(16..=4096).contains(&h) {
+        return Err(format!("size {s:?}: width and height must be 16..=4096"));
+    }
+    Ok((w, h))
+}
+
+/// Removes `user:password@` from every `scheme://user:password@host` in `s`, so URLs and
+/// commands holding credentials can be logged and shown.
+pub fn redact_url(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find("://") {
+        let (head, tail) = rest.split_at(pos + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => rest = &tail[at + 1..],
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_err(text: &str) -> String {
+        Config::parse(text, Some(Path::new("cam.toml")))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", None).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.name, "camhub");
+        assert!(c.mdns_enabled);
+        assert!(c.streams.is_empty());
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = Config::parse(
+            r#"
+[server]
+listen = "127.0.0.1:9000"
+[mdns]
+enabled = false
+name = "garage"
+[[stream]]
+id = "door"
+name = "Front door"
+url = "rtsp://admin:hunter2@10.0.0.5/stream1"
+led = 17
+fps = 10
+size = "1280x720"
+stall_after_secs = 8
+[[stream]]
+id = "test"
+url = "pattern:?size=320x240&fps=5"
+enabled = false
+"#,
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.name, "garage");
+        assert!(!c.mdns_enabled);
+        assert_eq!(c.streams.len(), 2);
+        let door = &c.streams[0];
+        assert_eq!(door.kind, SourceKind::Rtsp);
+        assert_eq!(door.led, Some(17));
+        assert_eq!(door.size, Some((1280, 720)));
+        assert_eq!(door.stall_after, Duration::from_secs(8));
+        assert_eq!(door.redacted_url(), "rtsp://10.0.0.5/stream1");
+        assert_eq!(c.streams[1].name, "test");
+        assert!(!c.streams[1].enabled);
+        assert!(!c.summary().contains("hunter2"));
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse_err("[server]\nlisten = \"0.0.0.0:1\"\nlisen = 3\n");
+        assert!(e.contains("cam.toml:3"), "{e}");
+        assert!(e.contains("lisen"), "{e}");
+    }
+
+    #[test]
+    fn unknown_scheme_names_stream_and_line() {
+        let e = parse_err("[[stream]]\nid = \"a\"\nurl = \"ftp://x/y\"\n");
+        assert!(e.contains("cam.toml:3: stream.url"), "{e}");
+        assert!(e.contains("\"a\""), "{e}");
+        assert!(e.contains("unknown URL scheme"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_id_is_an_error() {
+        let e = parse_err(
+            "[[stream]]\nid = \"a\"\nurl = \"pattern:\"\n[[stream]]\nid = \"a\"\nurl = \"pattern:\"\n",
+        );
+        assert!(e.contains("cam.toml:5: stream.id"), "{e}");
+        assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn bad_id_is_an_error() {
+        let e = parse_err("[[stream]]\nid = \"a b/c\"\nurl = \"pattern:\"\n");
+        assert!(e.contains("stream.id"), "{e}");
+        assert!(e.contains("cam.toml:2"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_led_pin_is_an_error() {
+        let e = parse_err(
+            "[[stream]]\nid = \"a\"\nurl = \"pattern:\"\nled = 4\n[[stream]]\nid = \"b\"\nurl = \"pattern:\"\nled = 4\n",
+        );
+        assert!(e.contains("cam.toml:8: stream.led"), "{e}");
+        assert!(e.contains("used twice"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        assert!(parse_err("[server]\nlisten = \"nope\"\n").contains("cam.toml:2: server.listen"));
+        assert!(
+            parse_err("[[stream]]\nid = \"a\"\nurl = \"pattern:\"\nsize = \"big\"\n")
+                .contains("cam.toml:4: stream.size")
+        );
+        assert!(
+            parse_err("[[stream]]\nid = \"a\"\nurl = \"pattern:\"\nfps = 0\n")
+                .contains("cam.toml:4: stream.fps")
+        );
+        assert!(
+            parse_err("[[stream]]\nid = \"a\"\nurl = \"pattern:?size=1x1\"\n")
+                .contains("cam.toml:3: stream.url")
+        );
+        assert!(parse_err("[[stream]]\nid = \"a\"\nurl = \"rtsp://\"\n").contains("stream.url"));
+        assert!(parse_err("[[stream]]\nid = \"a\"\n").contains("url"));
+        assert!(parse_err("this is not toml").contains("cam.toml:1"));
+    }
+
+    #[test]
+    fn bad_url_error_hides_credentials() {
+        let e = parse_err("[[stream]]\nid = \"a\"\nurl = \"gopher://me:secret@h/x\"\n");
+        assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn cli_overrides_and_sources_replace_file_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[[stream]]\nid = \"file\"\nurl = \"pattern:\"\n").unwrap();
+        let cli = Cli {
+            config: Some(path),
+            listen: Some("127.0.0.1:0".into()),
+            no_mdns: true,
+            sources: vec!["a=pattern:?fps=5".into(), "b=rtsp://u:p@h/s".into()],
+            name: Some("shed".into()),
+            check_config: false,
+        };
+        let c = Config::load(&cli).unwrap();
+        assert_eq!(c.listen.port(), 0);
+        assert!(!c.mdns_enabled);
+        assert_eq!(c.name, "shed");
+        let ids: Vec<_> = c.streams.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn cli_source_errors() {
+        let cli = |s: &str| Cli {
+            sources: vec![s.into()],
+            ..Cli::default()
+        };
+        let e = Config::load(&cli("novalue")).unwrap_err().to_string();
+        assert!(e.contains("--source") && e.contains("ID=URL"), "{e}");
+        let e = Config::load(&cli("x=nope:1")).unwrap_err().to_string();
+        assert!(e.contains("--source x="), "{e}");
+        let cli2 = Cli {
+            sources: vec!["x=pattern:".into(), "x=pattern:".into()],
+            ..Cli::default()
+        };
+        assert!(Config::load(&cli2)
+            .unwrap_err()
+            .to_string()
+            .contains("used twice"));
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let cli = Cli {
+            config: Some("/nonexistent/camhub.toml".into()),
+            ..Cli::default()
+        };
+        let e = Config::load(&cli).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/camhub.toml"), "{e}");
+    }
+
+    #[test]
+    fn no_streams_means_a_test_pattern() {
+        let c = Config::load(&Cli {
+            config: Some(tempfile::NamedTempFile::new().unwrap().path().to_path_buf()),
+            ..Cli::default()
+        })
+        .unwrap();
+        assert_eq!(c.streams.len(), 1);
+        assert_eq!(c.streams[0].kind, SourceKind::Pattern);
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact_url("rtsp://u:p@h:554/a"), "rtsp://h:554/a");
+        assert_eq!(redact_url("http://h/a?x=@"), "http://h/a?x=@");
+        assert_eq!(redact_url("rtsp://p@ss:w@rd@h/a"), "rtsp://h/a");
+        assert_eq!(
+            redact_url("exec:ffmpeg -i rtsp://a:b@h/x -f mjpeg -"),
+            "exec:ffmpeg -i rtsp://h/x -f mjpeg -"
+        );
+        assert_eq!(redact_url("pattern:"), "pattern:");
+    }
+}

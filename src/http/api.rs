@@ -1,0 +1,144 @@
+//! `GET /api/streams` (JSON) and `GET /metrics` (Prometheus text): the same per-stream
+//! facts for programs. URLs are shown without credentials.
+
+use super::{full, Body, Ctx};
+use hyper::header::{self, HeaderValue};
+use hyper::Response;
+use serde::Serialize;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// One stream as the API shows it.
+#[derive(Serialize)]
+pub struct StreamInfo<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub state: &'static str,
+    pub last_error: Option<String>,
+    /// Seconds until the next reconnect attempt, while backing off.
+    pub retry_in_secs: Option<f64>,
+    pub fps: f64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub viewers: usize,
+    pub frames: u64,
+    pub dropped: u64,
+    pub url: &'a str,
+    pub led: Option<u8>,
+}
+
+pub fn streams(ctx: &Ctx) -> Response<Body> {
+    let now = Instant::now();
+    let infos: Vec<StreamInfo> = ctx
+        .hub
+        .streams()
+        .iter()
+        .map(|s| {
+            let status = s.status();
+            let latest = s.latest();
+            StreamInfo {
+                id: &s.id,
+                name: &s.name,
+                kind: s.kind,
+                state: status.state.as_str(),
+                retry_in_secs: status
+                    .retry_in(now)
+                    .map(|d| (d.as_secs_f64() * 10.0).round() / 10.0),
+                last_error: status.last_error,
+                fps: (s.fps() * 10.0).round() / 10.0,
+                width: latest.as_ref().map(|f| f.width),
+                height: latest.as_ref().map(|f| f.height),
+                viewers: s.viewers(),
+                frames: s.frames(),
+                dropped: s.dropped(),
+                url: &s.url_redacted,
+                led: s.led,
+            }
+        })
+        .collect();
+    let json = serde_json::to_vec_pretty(&infos).expect("stream info serializes");
+    let mut resp = Response::new(full(json));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+pub fn metrics(ctx: &Ctx) -> Response<Body> {
+    let mut out = String::new();
+    let streams = ctx.hub.streams();
+    let mut family =
+        |name: &str, kind: &str, help: &str, value: &dyn Fn(&crate::hub::Stream) -> f64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for s in streams {
+                let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", s.id, value(s));
+            }
+        };
+    family(
+        "camhub_stream_frames_total",
+        "counter",
+        "Frames received from the source.",
+        &|s| s.frames() as f64,
+    );
+    family(
+        "camhub_stream_dropped_frames_total",
+        "counter",
+        "Frames viewers skipped because they could not keep up.",
+        &|s| s.dropped() as f64,
+    );
+    family(
+        "camhub_stream_viewers",
+        "gauge",
+        "Clients watching the stream now.",
+        &|s| s.viewers() as f64,
+    );
+    family(
+        "camhub_stream_fps",
+        "gauge",
+        "Frames per second arriving from the source.",
+        &|s| s.fps(),
+    );
+    family(
+        "camhub_stream_up",
+        "gauge",
+        "1 when the stream is live.",
+        &|s| f64::from(u8::from(s.is_live())),
+    );
+
+    let _ = writeln!(
+        out,
+        "# HELP camhub_stream_state Current state of the stream (1 for the current one).\n# TYPE camhub_stream_state gauge"
+    );
+    for s in streams {
+        let current = s.status().state.as_str();
+        for state in crate::supervise::State::NAMES {
+            let _ = writeln!(
+                out,
+                "camhub_stream_state{{stream=\"{}\",state=\"{state}\"}} {}",
+                s.id,
+                u8::from(state == current)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP camhub_http_connections Open HTTP connections.\n# TYPE camhub_http_connections gauge\ncamhub_http_connections {}",
+        ctx.hub.connections.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP camhub_build_info Build information.\n# TYPE camhub_build_info gauge\ncamhub_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    let mut resp = Response::new(full(out));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}

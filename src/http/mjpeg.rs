@@ -1,0 +1,197 @@
+//! `GET /stream/{id}`: multipart/x-mixed-replace MJPEG. Each viewer always gets the
+//! newest frame (a slow one skips frames), holds at most one frame in flight, and sees an
+//! OFFLINE placeholder about once a second while the stream is down.
+
+use super::{empty, text, Body};
+use crate::frame::Frame;
+use crate::hub::{Stream, ViewerGuard};
+use crate::supervise::State;
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// The multipart boundary (without the leading `--`).
+pub const BOUNDARY: &str = "camhubframe";
+/// Sent right after each frame. Browsers (Chromium, WebKit) only display a part once the
+/// next boundary arrives; ending each part at once shows every frame without a one-frame
+/// delay (the same fix as µStreamer's and go2rtc's).
+const PART_END: &[u8] = b"\r\n--camhubframe\r\n";
+const STREAM_START: &[u8] = b"--camhubframe\r\n";
+/// How often the OFFLINE placeholder is repeated while the stream is down.
+const PLACEHOLDER_EVERY: Duration = Duration::from_secs(1);
+
+/// Builds the response for one viewer. `query` may hold `fps=N` to cap this viewer.
+pub fn respond(stream: &Arc<Stream>, query: &str, head: bool) -> Response<Body> {
+    let fps_cap = match super::query_value(query, "fps") {
+        None => None,
+        Some(v) => match v.parse::<f64>() {
+            Ok(fps) if (0.1..=120.0).contains(&fps) => Some(fps),
+            _ => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "fps must be a number from 0.1 to 120\n",
+                )
+            }
+        },
+    };
+    let body = if head {
+        empty()
+    } else {
+        let viewer = Viewer {
+            guard: stream.add_viewer(),
+            stream: stream.clone(),
+            last_seq: None,
+            min_interval: fps_cap.map(|fps| Duration::from_secs_f64(1.0 / fps)),
+            last_sent_at: None,
+            last_placeholder_at: None,
+            pending: VecDeque::from([Bytes::from_static(STREAM_START)]),
+        };
+        let chunks = futures_lite::stream::unfold(viewer, |mut v| async move {
+            let chunk = v.next_chunk().await;
+            Some((Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), v))
+        });
+        StreamBody::new(chunks).boxed_unsync()
+    };
+    let mut resp = Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("multipart/x-mixed-replace; boundary=camhubframe"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache, must-revalidate, max-age=0"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    // Tells nginx-style proxies in front of camhub not to buffer the stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    resp
+}
+
+/// `X-Timestamp`: capture time as Unix seconds with milliseconds, for latency checks.
+pub fn timestamp_header(frame: &Frame) -> HeaderValue {
+    let t = frame
+        .captured_wall
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    HeaderValue::from_str(&format!("{}.{:03}", t.as_secs(), t.subsec_millis()))
+        .expect("digits and a dot are a valid header value")
+}
+
+/// One watching client.
+struct Viewer {
+    stream: Arc<Stream>,
+    /// Keeps the viewer counted until the body is dropped (client gone).
+    #[allow(dead_code)]
+    guard: ViewerGuard,
+    /// The last real frame sent; `None` before the first.
+    last_seq: Option<u64>,
+    min_interval: Option<Duration>,
+    last_sent_at: Option<Instant>,
+    last_placeholder_at: Option<Instant>,
+    /// Chunks of the part being sent (header, JPEG, boundary): at most one frame.
+    pending: VecDeque<Bytes>,
+}
+
+impl Viewer {
+    async fn next_chunk(&mut self) -> Bytes {
+        if let Some(chunk) = self.pending.pop_front() {
+            return chunk;
+        }
+        let frame = self.next_frame().await;
+        self.last_sent_at = Some(Instant::now());
+        let header = format!(
+            "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}\r\n\r\n",
+            frame.jpeg.len(),
+            timestamp_header(&frame).to_str().unwrap_or_default()
+        );
+        self.pending.push_back(frame.jpeg.clone());
+        self.pending.push_back(Bytes::from_static(PART_END));
+        Bytes::from(header)
+    }
+
+    /// Waits for the next frame to send: the newest real one, or a placeholder while the
+    /// stream is down.
+    async fn next_frame(&mut self) -> Arc<Frame> {
+        if let (Some(min), Some(last)) = (self.min_interval, self.last_sent_at) {
+            async_io::Timer::at(last + min).await;
+        }
+        loop {
+            let placeholder_due = match self.last_placeholder_at {
+                None => Instant::now(),
+                Some(t) => t + PLACEHOLDER_EVERY,
+            };
+            if !self.stream.is_live() && Instant::now() >= placeholder_due {
+                if let Some(p) = placeholder(&self.stream) {
+                    self.last_placeholder_at = Some(Instant::now());
+                    // Don't replay a stale frame from before the outage after this.
+                    if self.last_seq.is_none() {
+                        self.last_seq = Some(self.stream.latest().map_or(0, |f| f.seq));
+                    }
+                    return p;
+                }
+            }
+            // Live: sleep until a frame or a status change wakes us. Down: until the
+            // next placeholder is due.
+            let wait = if self.stream.is_live() {
+                PLACEHOLDER_EVERY
+            } else {
+                placeholder_due
+                    .saturating_duration_since(Instant::now())
+                    .clamp(Duration::from_millis(50), PLACEHOLDER_EVERY)
+            };
+            let after = self.last_seq.unwrap_or(0);
+            if let Some(frame) = self.stream.next_frame(after, wait).await {
+                if let Some(last) = self.last_seq {
+                    // Capped viewers skip frames on purpose; only count real drops.
+                    if self.min_interval.is_none() && last > 0 && frame.seq > last + 1 {
+                        self.stream.add_dropped(frame.seq - last - 1);
+                    }
+                }
+                self.last_seq = Some(frame.seq);
+                self.last_placeholder_at = None;
+                return frame;
+            }
+        }
+    }
+}
+
+/// The stream's OFFLINE frame for its current status (drawn once per distinct text and
+/// shared by all viewers of the stream).
+fn placeholder(stream: &Stream) -> Option<Arc<Frame>> {
+    let status = stream.status();
+    let title = format!("{} - OFFLINE", stream.name);
+    let reason = status.last_error.as_deref().unwrap_or("");
+    let detail = match &status.state {
+        State::Live => return None,
+        State::Starting => "connecting...".to_string(),
+        State::Stalled => format!("{reason} - reconnecting"),
+        State::Backoff { .. } => {
+            let secs = status
+                .retry_in(Instant::now())
+                .unwrap_or_default()
+                .as_secs_f64()
+                .ceil();
+            format!("{reason} - retrying in {secs} s")
+        }
+        State::Failed => format!("failed: {reason}"),
+        State::Disabled => "disabled in the configuration".to_string(),
+    };
+    let (width, height) = stream
+        .latest()
+        .map_or(stream.size_hint, |f| (f.width, f.height));
+    stream.placeholder(&format!("{title}\n{detail}\n{width}x{height}"), || {
+        match crate::draw::placeholder_jpeg(width, height, &title, &detail) {
+            Ok(jpeg) => Some(Frame::new(jpeg, width, height)),
+            Err(e) => {
+                tracing::warn!(stream = %stream.id, error = %e, "cannot draw placeholder");
+                None
+            }
+        }
+    })
+}

@@ -1,0 +1,249 @@
+//! The HTTP server: hyper 1 (HTTP/1.1) on a smol executor, serving MJPEG streams,
+//! snapshots, the JSON API, metrics and the page. It takes an already bound listener and
+//! the shutdown signal, so tests run it on port 0.
+
+mod api;
+mod conn;
+mod mjpeg;
+mod page;
+
+use crate::hub::{Hub, Stream};
+use crate::shutdown::Shutdown;
+use bytes::Bytes;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use smol::Executor;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use mjpeg::BOUNDARY;
+
+/// Requests whose line and headers exceed this get 431 and a close.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// A client that has not sent complete headers after this long is disconnected.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections beyond this are closed at once, so no client can exhaust fds or memory.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// What the handlers need.
+pub struct Ctx {
+    pub hub: Arc<Hub>,
+    /// Display name of the box, shown on the page.
+    pub name: String,
+    /// A viewer whose socket accepts nothing for this long is dropped.
+    pub send_timeout: Duration,
+}
+
+type Body = UnsyncBoxBody<Bytes, Infallible>;
+
+/// Accepts connections until shutdown, serving each on `executor`.
+pub async fn serve(
+    listener: smol::net::TcpListener,
+    ctx: Arc<Ctx>,
+    shutdown: Shutdown,
+    executor: Arc<Executor<'static>>,
+) {
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            shutdown.wait().await;
+            None
+        })
+        .await;
+        let (stream, _peer) = match accepted {
+            None => return,
+            Some(Ok(conn)) => conn,
+            Some(Err(e)) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                async_io::Timer::after(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if ctx.hub.connections.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
+            tracing::debug!("connection limit reached; closing new connection");
+            continue;
+        }
+        conn::tune(&stream, ctx.send_timeout);
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        executor
+            .spawn(async move {
+                let _counted = ConnectionCount::new(&ctx.hub);
+                let io = smol_hyper::rt::FuturesIo::new(conn::SendTimeout::new(
+                    stream,
+                    ctx.send_timeout,
+                ));
+                let service = hyper::service::service_fn(move |req| {
+                    let ctx = ctx.clone();
+                    async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
+                });
+                let connection = hyper::server::conn::http1::Builder::new()
+                    .timer(smol_hyper::rt::SmolTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .max_header_size(MAX_HEADER_BYTES)
+                    .max_buf_size(MAX_HEADER_BYTES.max(8192) * 2)
+                    // smol-hyper's FuturesIo does not report vectored-write support, so
+                    // hyper's "auto" would copy every frame into a per-connection buffer.
+                    // Forcing writev sends the shared frame bytes as they are.
+                    .writev(true)
+                    .serve_connection(io, service);
+                futures_lite::future::or(
+                    async {
+                        if let Err(e) = connection.await {
+                            tracing::debug!(error = %e, "connection ended");
+                        }
+                    },
+                    shutdown.wait(),
+                )
+                .await;
+            })
+            .detach();
+    }
+}
+
+/// Counts a connection for as long as it is open.
+struct ConnectionCount(Arc<Hub>);
+
+impl ConnectionCount {
+    fn new(hub: &Arc<Hub>) -> Self {
+        hub.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionCount(hub.clone())
+    }
+}
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Routes one request.
+async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+    let head = req.method() == Method::HEAD;
+    if req.method() != Method::GET && !head {
+        let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return resp;
+    }
+    let path = req.uri().path();
+    let query = req.uri().query().unwrap_or("");
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        [""] => match query_value(query, "action").as_deref() {
+            // mjpg-streamer's URLs, so tools written for it work unchanged.
+            Some(action) => {
+                let stream = match query_value(query, "id") {
+                    Some(id) => ctx.hub.get(&id),
+                    None => ctx.hub.streams().first(),
+                };
+                match (action, stream) {
+                    (_, None) => not_found("no such stream\n"),
+                    ("stream", Some(s)) => mjpeg::respond(s, query, head),
+                    ("snapshot", Some(s)) => snapshot(s).await,
+                    _ => text(
+                        StatusCode::BAD_REQUEST,
+                        "action must be stream or snapshot\n",
+                    ),
+                }
+            }
+            None => page::respond(ctx),
+        },
+        ["stream", id] => match ctx.hub.get(id) {
+            Some(s) => mjpeg::respond(s, query, head),
+            None => not_found("no such stream\n"),
+        },
+        ["snapshot", id] => match ctx.hub.get(id) {
+            Some(s) => snapshot(s).await,
+            None => not_found("no such stream\n"),
+        },
+        ["api", "streams"] => api::streams(ctx),
+        ["metrics"] => api::metrics(ctx),
+        ["healthz"] => text(StatusCode::OK, "ok\n"),
+        _ => not_found("not found\n"),
+    }
+}
+
+/// How long a snapshot request waits for a fresh frame.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
+/// A frame older than this is not "the newest picture" any more.
+const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// `GET /snapshot/{id}`: the newest JPEG, woken from an idle source if need be.
+async fn snapshot(stream: &Arc<Stream>) -> Response<Body> {
+    if !stream.is_live() {
+        return unavailable(stream);
+    }
+    // Sources skip encoding while nobody watches; ask for frames for a moment.
+    stream.want_for(SNAPSHOT_WAIT);
+    let latest = stream.latest();
+    let fresh = match &latest {
+        Some(f) if f.captured_at.elapsed() <= SNAPSHOT_MAX_AGE => Some(f.clone()),
+        _ => {
+            let after = latest.as_ref().map_or(0, |f| f.seq);
+            stream.next_frame(after, SNAPSHOT_WAIT).await
+        }
+    };
+    match fresh {
+        Some(frame) => {
+            let mut resp = Response::new(full(frame.jpeg.clone()));
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert("x-timestamp", mjpeg::timestamp_header(&frame));
+            resp
+        }
+        None => unavailable(stream),
+    }
+}
+
+/// 503 with the stream's state and reason, for a snapshot that cannot be had.
+fn unavailable(stream: &Stream) -> Response<Body> {
+    let status = stream.status();
+    let reason = status.last_error.as_deref().unwrap_or("no frame yet");
+    let mut resp = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!(
+            "stream {} is {}: {}\n",
+            stream.id,
+            status.state.as_str(),
+            reason
+        ),
+    );
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// The first value of `key` in a query string.
+fn query_value(query: &str, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed_unsync()
+}
+
+fn empty() -> Body {
+    Empty::new().boxed_unsync()
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Body> {
+    let mut resp = Response::new(full(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn not_found(body: &str) -> Response<Body> {
+    text(StatusCode::NOT_FOUND, body)
+}

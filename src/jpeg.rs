@@ -1,0 +1,620 @@
+//! JPEG in and out: encoding raw pictures (RGB, planar YCbCr 4:2:0) into baseline JPEG
+//! behind one small [`Encoder`] seam, and [`check`], the sanity check every frame passes
+//! before it is shown to viewers.
+//!
+//! The encoder backend is the pure-Rust `jpeg-encoder` crate. Everything backend-specific
+//! stays inside [`Encoder`], so a faster backend (turbojpeg, planned as a cargo feature)
+//! can replace it without touching callers.
+
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use jpeg_encoder::{ColorType, ImageBuffer, JpegColorType, SamplingFactor};
+
+/// Quality for the frames camhub makes itself (test pattern, OFFLINE placeholders):
+/// sharp enough for 8×8 bitmap text, small enough for many viewers on Wi-Fi.
+pub const DEFAULT_QUALITY: u8 = 80;
+
+/// Largest width or height a JPEG can declare (the frame header holds 16 bits).
+pub const MAX_DIMENSION_PX: u32 = 65_535;
+
+/// Largest picture camhub encodes itself, in pixels (64 MP). Bounds memory for a size
+/// that came from a camera or a request rather than from a validated config.
+pub const MAX_PIXELS: u64 = 8192 * 8192;
+
+/// A borrowed planar YCbCr 4:2:0 picture ("I420"), full range as JFIF defines it.
+///
+/// This is the layout camhub draws in (see `draw::Canvas`): luma at full resolution and
+/// one Cb and one Cr sample per 2×2 block, so drawing touches 1.5 bytes per pixel and
+/// the encoder needs no colour conversion. V4L2 cameras deliver the same layout (YU12,
+/// or NV12 after de-interleaving), though usually in limited ("TV") range.
+#[derive(Clone, Copy, Debug)]
+pub struct I420<'a> {
+    pub width: u32,
+    pub height: u32,
+    /// `width × height` luma samples, row by row.
+    pub y: &'a [u8],
+    /// `chroma_width × chroma_height` blue-difference samples (see [`I420::chroma_size`]).
+    pub cb: &'a [u8],
+    /// `chroma_width × chroma_height` red-difference samples.
+    pub cr: &'a [u8],
+}
+
+impl I420<'_> {
+    /// Size of each chroma plane for a picture of `width × height`: half in each
+    /// direction, rounded up so odd sizes keep their last column and row.
+    pub fn chroma_size(width: u32, height: u32) -> (u32, u32) {
+        (width.div_ceil(2), height.div_ceil(2))
+    }
+}
+
+/// Checks that a picture of `width × height` can be encoded: not empty, within what a
+/// JPEG header can declare and within [`MAX_PIXELS`].
+pub fn check_size(width: u32, height: u32) -> Result<()> {
+    if width == 0 || height == 0 {
+        return Err(Error::Jpeg(format!(
+            "cannot encode an empty {width}x{height} picture"
+        )));
+    }
+    if width > MAX_DIMENSION_PX || height > MAX_DIMENSION_PX {
+        return Err(Error::Jpeg(format!(
+            "{width}x{height} is too large for JPEG (at most {MAX_DIMENSION_PX} per side)"
+        )));
+    }
+    if u64::from(width) * u64::from(height) > MAX_PIXELS {
+        return Err(Error::Jpeg(format!(
+            "{width}x{height} is larger than camhub encodes ({MAX_PIXELS} pixels)"
+        )));
+    }
+    Ok(())
+}
+
+/// Encodes raw pictures into baseline JPEG with 4:2:0 chroma subsampling.
+///
+/// Baseline, never progressive: iOS Safari does not show progressive JPEGs inside an
+/// MJPEG (multipart/x-mixed-replace) stream. One `Encoder` per stream remembers the last
+/// output size so the next frame's buffer is allocated once at about the right size.
+#[derive(Debug)]
+pub struct Encoder {
+    quality: u8,
+    /// Size of the previous output, to pre-size the next one (0 before the first).
+    last_len_bytes: usize,
+}
+
+impl Encoder {
+    /// An encoder at `quality` (1 = smallest, 100 = best; clamped into that range).
+    pub fn new(quality: u8) -> Encoder {
+        Encoder {
+            quality: quality.clamp(1, 100),
+            last_len_bytes: 0,
+        }
+    }
+
+    /// Encodes interleaved 8-bit RGB (`width × height × 3` bytes, no row padding).
+    pub fn encode_rgb(&mut self, rgb: &[u8], width: u32, height: u32) -> Result<Bytes> {
+        let (w, h) = dimensions_u16(width, height)?;
+        let expected_len = usize::from(w) * usize::from(h) * 3;
+        if rgb.len() != expected_len {
+            return Err(Error::Jpeg(format!(
+                "RGB buffer for {width}x{height} must be {expected_len} bytes, got {}",
+                rgb.len()
+            )));
+        }
+        self.run(width, height, |encoder| {
+            encoder.encode(rgb, w, h, ColorType::Rgb)
+        })
+    }
+
+    /// Encodes a planar YCbCr 4:2:0 picture. This is the cheap path: no colour
+    /// conversion, planes are copied row by row straight into the encoder.
+    pub fn encode_i420(&mut self, image: &I420<'_>) -> Result<Bytes> {
+        let (w, h) = dimensions_u16(image.width, image.height)?;
+        let (chroma_w, chroma_h) = I420::chroma_size(image.width, image.height);
+        let luma_len = usize::from(w) * usize::from(h);
+        let chroma_len = chroma_w as usize * chroma_h as usize;
+        if image.y.len() != luma_len || image.cb.len() != chroma_len || image.cr.len() != chroma_len
+        {
+            return Err(Error::Jpeg(format!(
+                "I420 planes for {}x{} must be {luma_len}+{chroma_len}+{chroma_len} bytes, \
+                 got {}+{}+{}",
+                image.width,
+                image.height,
+                image.y.len(),
+                image.cb.len(),
+                image.cr.len()
+            )));
+        }
+        let rows = I420Rows {
+            image: *image,
+            width: w,
+            height: h,
+            chroma_width: chroma_w as usize,
+        };
+        self.run(image.width, image.height, |encoder| {
+            encoder.encode_image(rows)
+        })
+    }
+
+    /// Sets up a `jpeg-encoder` writing into a fresh buffer, runs `encode` and turns the
+    /// buffer into shareable `Bytes`.
+    fn run(
+        &mut self,
+        width: u32,
+        height: u32,
+        encode: impl FnOnce(
+            jpeg_encoder::Encoder<&mut Vec<u8>>,
+        ) -> std::result::Result<(), jpeg_encoder::EncodingError>,
+    ) -> Result<Bytes> {
+        // First frame: a guess of ~1/4 byte per pixel, right for quality 80 on camera
+        // pictures; afterwards the previous size plus some headroom for busier frames.
+        let capacity = match self.last_len_bytes {
+            0 => (width as usize * height as usize / 4).max(1024),
+            last => last + last / 8,
+        };
+        let mut out = Vec::with_capacity(capacity);
+        let mut encoder = jpeg_encoder::Encoder::new(&mut out, self.quality);
+        // 4:2:0 always: jpeg-encoder picks 4:4:4 above quality 90, doubling chroma work.
+        encoder.set_sampling_factor(SamplingFactor::F_2_2);
+        encoder.set_progressive(false);
+        encode(encoder)
+            .map_err(|e| Error::Jpeg(format!("encoding {width}x{height} failed: {e}")))?;
+        self.last_len_bytes = out.len();
+        Ok(Bytes::from(out))
+    }
+}
+
+/// Encodes interleaved RGB into a baseline JPEG (4:2:0). For one-off pictures; a stream
+/// keeps an [`Encoder`].
+pub fn encode_rgb(rgb: &[u8], width: u32, height: u32, quality: u8) -> Result<Bytes> {
+    Encoder::new(quality).encode_rgb(rgb, width, height)
+}
+
+/// Encodes a planar YCbCr 4:2:0 picture into a baseline JPEG (4:2:0), without colour
+/// conversion. For one-off pictures; a stream keeps an [`Encoder`].
+pub fn encode_i420(image: &I420<'_>, quality: u8) -> Result<Bytes> {
+    Encoder::new(quality).encode_i420(image)
+}
+
+fn dimensions_u16(width: u32, height: u32) -> Result<(u16, u16)> {
+    check_size(width, height)?;
+    // check_size bounds both sides by MAX_DIMENSION_PX == u16::MAX.
+    match (u16::try_from(width), u16::try_from(height)) {
+        (Ok(w), Ok(h)) => Ok((w, h)),
+        _ => Err(Error::Jpeg(format!(
+            "{width}x{height} is too large for JPEG"
+        ))),
+    }
+}
+
+/// Feeds an [`I420`] picture to `jpeg-encoder` one row at a time.
+///
+/// The encoder wants every component at full resolution and then subsamples by taking
+/// the top-left sample of each 2×2 block, so each chroma sample is written twice: the
+/// encoder picks exactly the sample we drew, and nothing is averaged or lost.
+struct I420Rows<'a> {
+    image: I420<'a>,
+    width: u16,
+    height: u16,
+    chroma_width: usize,
+}
+
+impl ImageBuffer for I420Rows<'_> {
+    fn get_jpeg_color_type(&self) -> JpegColorType {
+        JpegColorType::Ycbcr
+    }
+
+    fn width(&self) -> u16 {
+        self.width
+    }
+
+    fn height(&self) -> u16 {
+        self.height
+    }
+
+    fn fill_buffers(&self, row: u16, buffers: &mut [Vec<u8>; 4]) {
+        // Plane lengths were checked in `encode_i420`, and the encoder asks only for rows
+        // below `height`; `get` keeps a broken promise from becoming a panic.
+        let width = usize::from(self.width);
+        let row = usize::from(row);
+        let luma_start = row * width;
+        if let Some(luma) = self.image.y.get(luma_start..luma_start + width) {
+            buffers[0].extend_from_slice(luma);
+        }
+        let chroma_start = (row / 2) * self.chroma_width;
+        let chroma_range = chroma_start..chroma_start + self.chroma_width;
+        for (plane, buffer) in [self.image.cb, self.image.cr]
+            .iter()
+            .zip(&mut buffers[1..3])
+        {
+            if let Some(samples) = plane.get(chroma_range.clone()) {
+                buffer.extend(samples.iter().flat_map(|&c| [c, c]).take(width));
+            }
+        }
+    }
+}
+
+/// Checks that `jpeg` is a whole JPEG a browser can show, and returns its (width, height).
+///
+/// Frames from cameras are passed through untouched, so this is the one place a torn,
+/// truncated or exotic frame is caught before every viewer gets it. It checks the SOI and
+/// EOI markers and walks the header segments up to the first scan; it does not decode the
+/// entropy-coded data. Trailing zero bytes after EOI are tolerated: some UVC (USB)
+/// cameras hand over buffers padded to a fixed size. Never panics, whatever the input.
+pub fn check(jpeg: &[u8]) -> Result<(u32, u32)> {
+    let fail = |why: String| Err(Error::Jpeg(why));
+    if jpeg.is_empty() {
+        return fail("empty frame".into());
+    }
+    if !jpeg.starts_with(&[0xFF, 0xD8]) {
+        let head: Vec<String> = jpeg.iter().take(4).map(|b| format!("{b:02X}")).collect();
+        return fail(format!(
+            "not a JPEG: does not start with SOI (FF D8) but with {}",
+            head.join(" ")
+        ));
+    }
+    let end = jpeg.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let body = &jpeg[..end];
+    if body.len() < 4 || !body.ends_with(&[0xFF, 0xD9]) {
+        return fail(format!(
+            "does not end with EOI (FF D9): truncated frame? ({} bytes)",
+            jpeg.len()
+        ));
+    }
+
+    let mut size = None;
+    let mut pos = 2;
+    loop {
+        match body.get(pos) {
+            Some(0xFF) => {}
+            Some(b) => {
+                return fail(format!(
+                    "expected a marker (FF xx) at byte {pos}, found {b:02X}"
+                ))
+            }
+            None => return fail(format!("headers end at byte {pos} without a scan (SOS)")),
+        }
+        // Any number of FF fill bytes may precede a marker code.
+        while body.get(pos) == Some(&0xFF) {
+            pos += 1;
+        }
+        let Some(&marker) = body.get(pos) else {
+            return fail(format!("frame ends inside a marker at byte {pos}"));
+        };
+        let marker_at = pos - 1;
+        pos += 1;
+        match marker {
+            // Markers without a length: TEM and the restart markers.
+            0x01 | 0xD0..=0xD7 => continue,
+            0x00 => return fail(format!("invalid marker FF 00 at byte {marker_at}")),
+            0xD8 => return fail(format!("second SOI at byte {marker_at}")),
+            0xD9 => {
+                return fail(match size {
+                    None => format!("EOI at byte {marker_at} before any frame header (SOF)"),
+                    Some(_) => format!("EOI at byte {marker_at} before any scan (SOS)"),
+                })
+            }
+            _ => {}
+        }
+        let length = match body.get(pos..pos + 2) {
+            Some(&[hi, lo]) => usize::from(u16::from_be_bytes([hi, lo])),
+            _ => {
+                return fail(format!(
+                    "segment FF {marker:02X} at byte {marker_at} is truncated"
+                ))
+            }
+        };
+        if length < 2 {
+            return fail(format!(
+                "segment FF {marker:02X} at byte {marker_at} has invalid length {length}"
+            ));
+        }
+        let Some(payload) = body.get(pos + 2..pos + length) else {
+            return fail(format!(
+                "segment FF {marker:02X} at byte {marker_at} is truncated \
+                 ({length} bytes declared, {} left)",
+                body.len() - pos
+            ));
+        };
+        match marker {
+            // SOF0 baseline, SOF1 extended sequential, SOF2 progressive (Huffman coded).
+            0xC0..=0xC2 => {
+                if size.is_some() {
+                    return fail(format!("second frame header (SOF) at byte {marker_at}"));
+                }
+                size = Some(frame_header_size(payload, marker, marker_at)?);
+            }
+            // Lossless, hierarchical and arithmetic-coded JPEG: browsers cannot show them.
+            0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
+                return fail(format!(
+                    "unsupported JPEG process SOF{} (FF {marker:02X}): browsers show only \
+                     baseline, extended and progressive JPEG",
+                    marker - 0xC0
+                ));
+            }
+            0xDA => {
+                return match size {
+                    Some(size) => Ok(size),
+                    None => fail(format!(
+                        "scan (SOS) at byte {marker_at} before any frame header (SOF)"
+                    )),
+                };
+            }
+            _ => {}
+        }
+        pos += length;
+    }
+}
+
+/// Reads (width, height) from a SOF segment's payload (after the length field).
+fn frame_header_size(payload: &[u8], marker: u8, marker_at: usize) -> Result<(u32, u32)> {
+    let fail = |why: String| {
+        Err(Error::Jpeg(format!(
+            "frame header at byte {marker_at}: {why}"
+        )))
+    };
+    let &[precision_bits, h_hi, h_lo, w_hi, w_lo, components, ref rest @ ..] = payload else {
+        return fail(format!("too short ({} bytes)", payload.len()));
+    };
+    if precision_bits != 8 {
+        return fail(format!(
+            "{precision_bits}-bit samples (SOF{}); browsers show only 8-bit JPEG",
+            marker - 0xC0
+        ));
+    }
+    let height = u32::from(u16::from_be_bytes([h_hi, h_lo]));
+    let width = u32::from(u16::from_be_bytes([w_hi, w_lo]));
+    if width == 0 || height == 0 {
+        // Height 0 means "defined later by a DNL marker", which browsers do not support.
+        return fail(format!("zero size {width}x{height}"));
+    }
+    if components == 0 || components > 4 {
+        return fail(format!(
+            "{components} colour components (expected 1, 3 or 4)"
+        ));
+    }
+    if rest.len() < 3 * usize::from(components) {
+        return fail(format!("truncated: {components} components declared"));
+    }
+    Ok((width, height))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A smooth RGB gradient with a red square: something with structure to compare.
+    fn gradient_rgb(width: u32, height: u32) -> Vec<u8> {
+        let mut rgb = Vec::with_capacity((width * height * 3) as usize);
+        for y in 0..height {
+            for x in 0..width {
+                let in_square =
+                    x >= width / 4 && x < width / 2 && y >= height / 4 && y < height / 2;
+                if in_square {
+                    rgb.extend_from_slice(&[220, 30, 30]);
+                } else {
+                    rgb.extend_from_slice(&[
+                        (x * 255 / width) as u8,
+                        (y * 255 / height) as u8,
+                        128,
+                    ]);
+                }
+            }
+        }
+        rgb
+    }
+
+    fn decode(jpeg: &[u8]) -> (jpeg_decoder::ImageInfo, Vec<u8>) {
+        let mut decoder = jpeg_decoder::Decoder::new(jpeg);
+        let pixels = decoder.decode().expect("decodes");
+        (decoder.info().expect("has info"), pixels)
+    }
+
+    fn sample_jpeg() -> Bytes {
+        encode_rgb(&gradient_rgb(64, 48), 64, 48, DEFAULT_QUALITY).unwrap()
+    }
+
+    #[test]
+    fn rgb_round_trip_keeps_size_and_pixels() {
+        let (width, height) = (96, 64);
+        let rgb = gradient_rgb(width, height);
+        let jpeg = encode_rgb(&rgb, width, height, 90).unwrap();
+        let (info, pixels) = decode(&jpeg);
+        assert_eq!(
+            (u32::from(info.width), u32::from(info.height)),
+            (width, height)
+        );
+        assert_eq!(info.pixel_format, jpeg_decoder::PixelFormat::RGB24);
+        assert_eq!(pixels.len(), rgb.len());
+        let mean_error: f64 = rgb
+            .iter()
+            .zip(&pixels)
+            .map(|(&a, &b)| f64::from(a.abs_diff(b)))
+            .sum::<f64>()
+            / rgb.len() as f64;
+        assert!(mean_error < 6.0, "mean error {mean_error}");
+        // The middle of the red square is still red.
+        let at = ((height * 3 / 8 * width + width * 3 / 8) * 3) as usize;
+        let (r, g, b) = (pixels[at], pixels[at + 1], pixels[at + 2]);
+        assert!(r > 180 && g < 80 && b < 80, "({r}, {g}, {b})");
+    }
+
+    #[test]
+    fn output_is_baseline_and_checks() {
+        let jpeg = sample_jpeg();
+        assert_eq!(check(&jpeg).unwrap(), (64, 48));
+        // SOF0 (baseline) present, SOF2 (progressive) absent.
+        assert!(jpeg.windows(2).any(|w| w == [0xFF, 0xC0]));
+        assert!(!jpeg.windows(2).any(|w| w == [0xFF, 0xC2]));
+        let (info, _) = decode(&jpeg);
+        assert_eq!(
+            info.coding_process,
+            jpeg_decoder::CodingProcess::DctSequential
+        );
+    }
+
+    #[test]
+    fn i420_round_trip_with_odd_size() {
+        let (width, height) = (37, 21);
+        let (chroma_w, chroma_h) = I420::chroma_size(width, height);
+        assert_eq!((chroma_w, chroma_h), (19, 11));
+        let y: Vec<u8> = (0..width * height)
+            .map(|i| (i % width * 255 / width) as u8)
+            .collect();
+        // Neutral chroma: the picture is a grey ramp, so R = G = B = Y after decoding.
+        let cb = vec![128; (chroma_w * chroma_h) as usize];
+        let cr = cb.clone();
+        let image = I420 {
+            width,
+            height,
+            y: &y,
+            cb: &cb,
+            cr: &cr,
+        };
+        let jpeg = encode_i420(&image, 95).unwrap();
+        assert_eq!(check(&jpeg).unwrap(), (width, height));
+        let (info, pixels) = decode(&jpeg);
+        assert_eq!(
+            (u32::from(info.width), u32::from(info.height)),
+            (width, height)
+        );
+        for (i, rgb) in pixels.chunks_exact(3).enumerate() {
+            let expected = y[i];
+            for &c in rgb {
+                assert!(
+                    c.abs_diff(expected) < 12,
+                    "pixel {i}: {rgb:?} vs {expected}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn i420_chroma_reaches_the_output() {
+        let (width, height) = (32, 32);
+        let (cw, ch) = I420::chroma_size(width, height);
+        let y = vec![76; (width * height) as usize]; // Y of pure red
+        let cb = vec![85; (cw * ch) as usize];
+        let cr = vec![255; (cw * ch) as usize];
+        let jpeg = encode_i420(
+            &I420 {
+                width,
+                height,
+                y: &y,
+                cb: &cb,
+                cr: &cr,
+            },
+            90,
+        )
+        .unwrap();
+        let (_, pixels) = decode(&jpeg);
+        let (r, g, b) = (pixels[0], pixels[1], pixels[2]);
+        assert!(r > 220 && g < 40 && b < 40, "({r}, {g}, {b})");
+    }
+
+    #[test]
+    fn wrong_buffer_sizes_are_errors() {
+        assert!(encode_rgb(&[0; 10], 2, 2, 80).is_err());
+        assert!(encode_rgb(&[], 0, 0, 80).is_err());
+        assert!(encode_rgb(&[0; 3], 70_000, 1, 80).is_err());
+        let y = [0u8; 4];
+        let short = [0u8; 0];
+        let bad = I420 {
+            width: 2,
+            height: 2,
+            y: &y,
+            cb: &short,
+            cr: &short,
+        };
+        assert!(matches!(encode_i420(&bad, 80), Err(Error::Jpeg(_))));
+    }
+
+    #[test]
+    fn encoder_is_reusable() {
+        let mut encoder = Encoder::new(DEFAULT_QUALITY);
+        let rgb = gradient_rgb(40, 30);
+        let a = encoder.encode_rgb(&rgb, 40, 30).unwrap();
+        let b = encoder.encode_rgb(&rgb, 40, 30).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn check_accepts_trailing_zero_padding() {
+        let mut padded = sample_jpeg().to_vec();
+        padded.extend_from_slice(&[0; 100]);
+        assert_eq!(check(&padded).unwrap(), (64, 48));
+    }
+
+    #[test]
+    fn check_rejects_broken_frames_with_a_reason() {
+        let jpeg = sample_jpeg();
+        let reason = |bytes: &[u8]| match check(bytes) {
+            Err(Error::Jpeg(why)) => why,
+            other => panic!("expected a JPEG error, got {other:?}"),
+        };
+        assert!(reason(&[]).contains("empty"));
+        assert!(reason(b"hello world, not a jpeg").contains("SOI"));
+        assert!(reason(&jpeg[..jpeg.len() / 2]).contains("EOI"));
+        assert!(reason(&jpeg[..jpeg.len() - 2]).contains("EOI"));
+        assert!(reason(&[0xFF, 0xD8, 0xFF, 0xD9]).contains("frame header"));
+        // A header that claims more bytes than there are.
+        assert!(reason(&[0xFF, 0xD8, 0xFF, 0xE0, 0x40, 0x00, 0xFF, 0xD9]).contains("truncated"));
+        // A frame header declaring zero height.
+        let mut zero_height = jpeg.to_vec();
+        let sof = zero_height
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .unwrap();
+        zero_height[sof + 5] = 0;
+        zero_height[sof + 6] = 0;
+        assert!(reason(&zero_height).contains("zero size"));
+        // The frame header removed altogether (a garbage marker in its place).
+        let mut no_sof = jpeg.to_vec();
+        no_sof[sof + 1] = 0xE5;
+        assert!(reason(&no_sof).contains("before any frame header"));
+        // A progressive frame header is accepted, an arithmetic-coded one is not.
+        let mut progressive = jpeg.to_vec();
+        progressive[sof + 1] = 0xC2;
+        assert_eq!(check(&progressive).unwrap(), (64, 48));
+        let mut arithmetic = jpeg.to_vec();
+        arithmetic[sof + 1] = 0xC9;
+        assert!(reason(&arithmetic).contains("SOF9"));
+    }
+
+    #[test]
+    fn check_never_panics_on_truncations_and_corruptions() {
+        let jpeg = sample_jpeg();
+        for len in 0..jpeg.len() {
+            assert!(
+                check(&jpeg[..len]).is_err(),
+                "prefix of {len} bytes accepted"
+            );
+        }
+        // Corrupt single header bytes (xorshift, reproducible) and keep EOI intact, so the
+        // marker walk sees every kind of nonsense.
+        let mut state: u32 = 0x2545_F491;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        for _ in 0..5_000 {
+            let mut bytes = jpeg.to_vec();
+            let header_len = 700.min(bytes.len() - 2);
+            for _ in 0..1 + next() % 4 {
+                let at = next() as usize % header_len;
+                bytes[at] = next() as u8;
+            }
+            let _ = check(&bytes);
+            let cut = next() as usize % bytes.len();
+            let _ = check(&bytes[cut..]);
+        }
+        for len in 0..64 {
+            let noise: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let _ = check(&noise);
+            let mut framed = vec![0xFF, 0xD8];
+            framed.extend_from_slice(&noise);
+            framed.extend_from_slice(&[0xFF, 0xD9]);
+            let _ = check(&framed);
+        }
+    }
+}

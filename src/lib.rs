@@ -1,0 +1,28 @@
+//! camhub: a Raspberry Pi camera box that serves every camera it can reach as MJPEG.
+//!
+//! # Layout
+//! - [`config`]: TOML file + CLI → validated [`config::Config`].
+//! - [`frame`]: a JPEG frame shared by every viewer.
+//! - [`hub`]: per-stream latest-frame slot, viewers awaiting the next frame, counters.
+//! - [`supervise`]: the state machine, stall watchdog and backoff around any source.
+//! - [`source`]: the `Source` trait and one module per kind of camera.
+//! - [`jpeg`] and [`draw`]: JPEG encoding/checks and the text drawn into test patterns
+//!   and OFFLINE placeholders.
+//! - [`http`]: the HTTP server (hyper on smol): MJPEG, snapshots, API, page.
+//! - [`shutdown`]: the one shutdown signal shared by threads and async tasks.
+//! - [`app`]: wiring of all of the above, used by `main.rs` and the integration tests.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod draw;
+pub mod error;
+pub mod frame;
+pub mod http;
+pub mod hub;
+pub mod jpeg;
+pub mod shutdown;
+pub mod source;
+pub mod supervise;
+
+pub use error::{Error, Result};

@@ -1,0 +1,52 @@
+//! The Source seam: one blocking producer of JPEG frames per stream, run on its own thread
+//! by the supervisor, plus the factory that builds one from a stream's URL.
+//!
+//! A source never decides about retries, stalls or placeholders: it opens, yields events
+//! and reports errors; `supervise.rs` owns everything around that.
+
+pub mod pattern;
+
+use crate::config::{SourceKind, StreamConfig};
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+
+/// What one call of [`Source::next`] produced.
+#[derive(Debug)]
+pub enum Event {
+    /// A new JPEG frame, ready to publish.
+    Frame(Frame),
+    /// The peer is alive (data arrived) but no frame was made, e.g. because nobody is
+    /// watching and decoding/encoding was skipped. Keeps the stall watchdog quiet.
+    Alive,
+    /// Nothing happened within the poll interval. The supervisor checks for stalls.
+    Idle,
+}
+
+/// A camera or feed. Implementations block, but every call returns within about
+/// [`POLL_INTERVAL`] so that shutdown and the stall watchdog are never held up.
+pub trait Source: Send {
+    /// Connects or opens the device. Called again after every failure.
+    fn open(&mut self) -> Result<()>;
+
+    /// Waits for the next event. `wanted` is false when nobody watches and no snapshot
+    /// is pending: sources whose frames cost CPU (decode, encode) skip that work and
+    /// return [`Event::Alive`] instead.
+    fn next(&mut self, wanted: bool) -> Result<Event>;
+
+    /// Releases the connection or device. The source may be opened again afterwards.
+    fn close(&mut self) {}
+}
+
+/// Longest a single `open`/`next` call should block before returning to the supervisor.
+pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Builds the source for a stream from its configured URL.
+pub fn build(stream: &StreamConfig) -> Result<Box<dyn Source>> {
+    match stream.kind {
+        SourceKind::Pattern => Ok(Box::new(pattern::PatternSource::from_config(stream)?)),
+        other => Err(Error::Permanent(format!(
+            "{} sources are not supported by this build yet",
+            other.as_str()
+        ))),
+    }
+}

@@ -1,0 +1,252 @@
+//! Shared helpers for the integration tests: start camhub in-process on 127.0.0.1:0, a
+//! plain HTTP/1.1 client over real TCP, and a part-by-part multipart reader.
+#![allow(dead_code)]
+
+use camhub::app::App;
+use camhub::config::Config;
+use camhub::shutdown::Shutdown;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// Starts camhub on an ephemeral loopback port with the given config text (TOML).
+pub fn start(toml: &str) -> App {
+    let mut config = Config::parse(toml, None).expect("test config is valid");
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.mdns_enabled = false;
+    App::start(&config, Shutdown::new()).expect("camhub starts")
+}
+
+/// Streams `[[stream]]` entries for `(id, url)` pairs.
+pub fn streams_toml(streams: &[(&str, &str)]) -> String {
+    streams
+        .iter()
+        .map(|(id, url)| format!("[[stream]]\nid = \"{id}\"\nurl = \"{url}\"\n"))
+        .collect()
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Sends a raw request and reads the response (which must have a Content-Length or end
+/// with the connection).
+pub fn request(addr: SocketAddr, raw: &[u8]) -> Response {
+    let mut s = connect(addr);
+    s.write_all(raw).unwrap();
+    let mut r = BufReader::new(s);
+    let (status, headers) = read_head(&mut r);
+    let mut body = Vec::new();
+    match headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+    {
+        Some((_, n)) => {
+            body.resize(n.parse().unwrap(), 0);
+            if !raw.starts_with(b"HEAD") {
+                r.read_exact(&mut body).unwrap();
+            } else {
+                body.clear();
+            }
+        }
+        None => {
+            let _ = r.read_to_end(&mut body);
+        }
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    request(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// Reads a status line and headers.
+pub fn read_head(r: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("bad status line {line:?}"))
+        .parse()
+        .unwrap();
+    (status, read_headers(r))
+}
+
+fn read_headers(r: &mut impl BufRead) -> Vec<(String, String)> {
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("header line");
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.is_empty() {
+            return headers;
+        }
+        let (k, v) = line.split_once(':').expect("header has a colon");
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+}
+
+/// Reads an MJPEG response part by part, checking the framing of each.
+pub struct MjpegReader {
+    r: BufReader<Dechunk>,
+    boundary: String,
+}
+
+pub struct Part {
+    pub headers: Vec<(String, String)>,
+    pub jpeg: Vec<u8>,
+}
+
+impl MjpegReader {
+    /// Opens `path` and checks the response is multipart/x-mixed-replace.
+    pub fn open(addr: SocketAddr, path: &str) -> MjpegReader {
+        let mut s = connect(addr);
+        write!(s, "GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        Self::from_stream(s)
+    }
+
+    pub fn from_stream(s: TcpStream) -> MjpegReader {
+        let mut r = BufReader::new(s);
+        let (status, headers) = read_head(&mut r);
+        assert_eq!(status, 200);
+        let ct = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.clone())
+            .expect("content-type");
+        assert!(ct.starts_with("multipart/x-mixed-replace"), "{ct}");
+        let boundary = ct.split("boundary=").nth(1).expect("boundary").to_string();
+        // The body is chunked; strip the chunk framing as we go.
+        let mut reader = MjpegReader {
+            r: BufReader::new(dechunk(r)),
+            boundary,
+        };
+        let mut first = String::new();
+        reader.r.read_line(&mut first).unwrap();
+        assert_eq!(first, format!("--{}\r\n", reader.boundary));
+        reader
+    }
+
+    /// Reads one part: headers, exactly Content-Length bytes, then the next boundary.
+    pub fn part(&mut self) -> Part {
+        let headers = read_headers(&mut self.r);
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("part lacks {name}"))
+        };
+        assert_eq!(get("content-type"), "image/jpeg");
+        let len: usize = get("content-length").parse().unwrap();
+        let mut jpeg = vec![0; len];
+        self.r.read_exact(&mut jpeg).unwrap();
+        let mut end = String::new();
+        self.r.read_line(&mut end).unwrap();
+        assert_eq!(end, "\r\n", "part data must be followed by CRLF");
+        let mut boundary = String::new();
+        self.r.read_line(&mut boundary).unwrap();
+        assert_eq!(boundary, format!("--{}\r\n", self.boundary));
+        Part { headers, jpeg }
+    }
+}
+
+/// Undoes HTTP/1.1 chunked transfer encoding on the fly.
+fn dechunk(r: BufReader<TcpStream>) -> Dechunk {
+    Dechunk { r, left: 0 }
+}
+
+struct Dechunk {
+    r: BufReader<TcpStream>,
+    left: usize,
+}
+
+impl Read for Dechunk {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            let mut line = String::new();
+            self.r.read_line(&mut line)?;
+            if line == "\r\n" {
+                line.clear();
+                self.r.read_line(&mut line)?;
+            }
+            let size = usize::from_str_radix(line.trim(), 16).map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("chunk size {line:?}"),
+                )
+            })?;
+            if size == 0 {
+                return Ok(0);
+            }
+            self.left = size;
+        }
+        let want = buf.len().min(self.left);
+        let n = self.r.read(&mut buf[..want])?;
+        self.left -= n;
+        Ok(n)
+    }
+}
+
+/// Decodes a JPEG and returns (width, height, pixels).
+pub fn decode(jpeg: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut d = jpeg_decoder::Decoder::new(jpeg);
+    let pixels = d.decode().expect("valid JPEG");
+    let info = d.info().unwrap();
+    (u32::from(info.width), u32::from(info.height), pixels)
+}
+
+/// Polls `f` until it returns Some or `timeout` passes.
+pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `/api/streams` entry for `id`.
+pub fn api_stream(addr: SocketAddr, id: &str) -> serde_json::Value {
+    let resp = get(addr, "/api/streams");
+    assert_eq!(resp.status, 200);
+    let all: serde_json::Value = serde_json::from_slice(&resp.body).expect("api is JSON");
+    all.as_array()
+        .expect("array")
+        .iter()
+        .find(|s| s["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("stream {id} missing from {all}"))
+}
