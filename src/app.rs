@@ -33,7 +33,7 @@ impl App {
     /// Binds `config.listen` and starts everything. Returns once the listener is bound
     /// and every source thread is started.
     pub fn start(config: &Config, shutdown: Shutdown) -> Result<App> {
-        let listener = std::net::TcpListener::bind(config.listen)
+        let listener = http::bind(config.listen)
             .map_err(|e| Error::io(format!("cannot listen on {}", config.listen), e))?;
         let local_addr = listener
             .local_addr()
@@ -60,6 +60,8 @@ impl App {
             hub: hub.clone(),
             name: config.name.clone(),
             send_timeout: config.send_timeout,
+            max_connections: config.max_connections,
+            max_viewers: config.max_viewers,
         });
         executor
             .spawn(http::serve(

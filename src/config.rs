@@ -59,6 +59,11 @@ pub struct Config {
     pub mdns_enabled: bool,
     /// A viewer whose socket accepts no data for this long is dropped.
     pub send_timeout: Duration,
+    /// Open HTTP connections beyond this get a 503.
+    pub max_connections: usize,
+    /// MJPEG viewers (all streams) beyond this get a 503; below `max_connections` so the
+    /// page and API stay reachable when viewers fill up.
+    pub max_viewers: usize,
     pub streams: Vec<StreamConfig>,
     /// The file the config came from, if any (for the summary and logs).
     pub file: Option<PathBuf>,
@@ -150,6 +155,9 @@ impl StreamConfig {
 /// Default stall watchdog: a connected source silent this long is torn down and retried.
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(5);
 const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(20);
+const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Connections kept free of viewers by default, for the page, API and metrics.
+const RESERVED_CONNECTIONS: usize = 64;
 
 // ---- the file, as written -------------------------------------------------------------
 
@@ -169,6 +177,8 @@ struct FileConfig {
 struct FileServer {
     listen: Option<Spanned<String>>,
     send_timeout_secs: Option<Spanned<u64>>,
+    max_connections: Option<Spanned<usize>>,
+    max_viewers: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -281,6 +291,30 @@ impl Config {
             Some(s) => Duration::from_secs(*s.get_ref()),
             None => DEFAULT_SEND_TIMEOUT,
         };
+        let max_connections = match &file.server.max_connections {
+            Some(n) if !(8..=65536).contains(n.get_ref()) => {
+                return Err(err(
+                    n.span(),
+                    "server.max_connections",
+                    "must be 8..=65536".into(),
+                ))
+            }
+            Some(n) => *n.get_ref(),
+            None => DEFAULT_MAX_CONNECTIONS,
+        };
+        let max_viewers = match &file.server.max_viewers {
+            Some(n) if *n.get_ref() == 0 || *n.get_ref() >= max_connections => {
+                return Err(err(
+                    n.span(),
+                    "server.max_viewers",
+                    format!("must be 1..{max_connections} (below max_connections)"),
+                ))
+            }
+            Some(n) => *n.get_ref(),
+            None => max_connections
+                .saturating_sub(RESERVED_CONNECTIONS)
+                .max(max_connections / 2),
+        };
         let name = match &file.mdns.name {
             Some(s) => {
                 check_name(s.get_ref()).map_err(|m| err(s.span(), "mdns.name", m))?;
@@ -368,6 +402,8 @@ impl Config {
             name,
             mdns_enabled: file.mdns.enabled.unwrap_or(true),
             send_timeout,
+            max_connections,
+            max_viewers,
             streams,
             file: path.map(Path::to_path_buf),
         })

@@ -29,6 +29,11 @@ impl Hub {
         &self.streams
     }
 
+    /// Viewers of all streams together.
+    pub fn viewers_total(&self) -> usize {
+        self.streams.iter().map(|s| s.viewers()).sum()
+    }
+
     pub fn get(&self, id: &str) -> Option<&Arc<Stream>> {
         self.streams.iter().find(|s| s.id == id)
     }

@@ -374,3 +374,52 @@ fn ffmpeg_reads_the_stream() {
     assert!(log.contains("mjpeg") && log.contains("320x240"), "{log}");
     app.stop(Duration::from_secs(2));
 }
+
+#[test]
+fn connection_and_viewer_limits_answer_503_and_keep_the_api_reachable() {
+    let app = start(&format!(
+        "[server]\nmax_connections = 8\nmax_viewers = 4\n{}",
+        streams_toml(&[("cam", PATTERN)])
+    ));
+    let addr = app.local_addr();
+    let mut viewers: Vec<_> = (0..4)
+        .map(|_| MjpegReader::open(addr, "/stream/cam"))
+        .collect();
+    for v in &mut viewers {
+        v.part();
+    }
+    let refused = get(addr, "/stream/cam");
+    assert_eq!(refused.status, 503, "viewer over the limit");
+    assert_eq!(
+        get(addr, "/api/streams").status,
+        200,
+        "the API stays reachable"
+    );
+
+    // Fill the remaining connections with idle clients; the next one gets a 503.
+    let idle: Vec<_> = (0..3).map(|_| connect(addr)).collect();
+    let counted = eventually(Duration::from_secs(5), || {
+        // This request is the 8th connection.
+        get(addr, "/metrics")
+            .text()
+            .contains("camhub_http_connections 8")
+            .then_some(())
+    });
+    assert!(counted.is_some(), "connections are counted");
+    // One more idle client makes 8 held; connections are accepted in arrival order, so
+    // the next request is the 9th.
+    let eighth = connect(addr);
+    let full = get(addr, "/healthz");
+    assert_eq!(full.status, 503);
+    assert!(full.text().contains("too many connections"));
+    drop(idle);
+    drop(eighth);
+    let recovered = eventually(Duration::from_secs(5), || {
+        (get(addr, "/healthz").status == 200).then_some(())
+    });
+    assert!(recovered.is_some(), "capacity returns when clients leave");
+    for v in &mut viewers {
+        v.part();
+    }
+    app.stop(Duration::from_secs(2));
+}

@@ -25,6 +25,42 @@ pub fn tune(stream: &smol::net::TcpStream, send_timeout: Duration) {
     let _ = sock.set_tcp_nodelay(true);
 }
 
+/// Answers a connection over the limit with a 503 (best effort, never waiting) and
+/// closes it.
+pub fn refuse(stream: smol::net::TcpStream) {
+    use std::io::{Read, Write};
+    tracing::debug!("connection limit reached; refusing a connection");
+    let stream: std::sync::Arc<async_io::Async<std::net::TcpStream>> = stream.into();
+    // A fresh socket's send buffer is empty, so this small write does not block.
+    let _ = stream.get_ref().write(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 22\r\nRetry-After: 5\r\nConnection: close\r\n\r\ntoo many connections\r\n",
+    );
+    let _ = stream.get_ref().shutdown(std::net::Shutdown::Write);
+    // Closing with unread request bytes makes Linux send RST, which can discard the 503
+    // before the client reads it: drain what has arrived (non-blocking, bounded).
+    let mut buf = [0u8; 4096];
+    for _ in 0..16 {
+        match stream.get_ref().read(&mut buf) {
+            Ok(n) if n > 0 => continue,
+            _ => break,
+        }
+    }
+}
+
+/// Binds a listening socket with a large backlog (std's `bind` uses 128).
+pub fn bind(addr: std::net::SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    // Restarting camhub must not fail on the previous run's TIME_WAIT sockets.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
 /// Fails a write that has made no progress for `timeout`: a client that stopped reading
 /// (a phone that locked its screen with the tab open) would otherwise keep its
 /// connection and in-flight frame forever. Reads pass through untouched.

@@ -26,7 +26,8 @@ const STREAM_START: &[u8] = b"--camhubframe\r\n";
 const PLACEHOLDER_EVERY: Duration = Duration::from_secs(1);
 
 /// Builds the response for one viewer. `query` may hold `fps=N` to cap this viewer.
-pub fn respond(stream: &Arc<Stream>, query: &str, head: bool) -> Response<Body> {
+/// `full` says the server's viewer limit is reached.
+pub fn respond(stream: &Arc<Stream>, query: &str, head: bool, full: bool) -> Response<Body> {
     let fps_cap = match super::query_value(query, "fps") {
         None => None,
         Some(v) => match v.parse::<f64>() {
@@ -39,6 +40,12 @@ pub fn respond(stream: &Arc<Stream>, query: &str, head: bool) -> Response<Body> 
             }
         },
     };
+    if !head && full {
+        let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "too many viewers\n");
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        return resp;
+    }
     let body = if head {
         empty()
     } else {

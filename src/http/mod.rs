@@ -22,12 +22,18 @@ use std::time::Duration;
 
 pub use mjpeg::BOUNDARY;
 
+/// Binds the server's listening socket (with [`LISTEN_BACKLOG`]).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    conn::bind(addr, LISTEN_BACKLOG)
+}
+
 /// Requests whose line and headers exceed this get 431 and a close.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// A client that has not sent complete headers after this long is disconnected.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections beyond this are closed at once, so no client can exhaust fds or memory.
-pub const MAX_CONNECTIONS: usize = 1024;
+/// Pending connections the kernel queues before camhub accepts them (a page opening many
+/// tiles, or a benchmark, connects in bursts; the default 128 drops SYNs).
+pub const LISTEN_BACKLOG: i32 = 1024;
 
 /// What the handlers need.
 pub struct Ctx {
@@ -36,6 +42,11 @@ pub struct Ctx {
     pub name: String,
     /// A viewer whose socket accepts nothing for this long is dropped.
     pub send_timeout: Duration,
+    /// Connections beyond this get a 503 and are closed at once, so no client can
+    /// exhaust fds or memory.
+    pub max_connections: usize,
+    /// MJPEG viewers (all streams together) beyond this get a 503.
+    pub max_viewers: usize,
 }
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -63,16 +74,17 @@ pub async fn serve(
                 continue;
             }
         };
-        if ctx.hub.connections.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-            tracing::debug!("connection limit reached; closing new connection");
+        // Counted here, before the task exists, so a burst of accepts cannot overshoot.
+        let Some(counted) = ConnectionCount::try_new(&ctx.hub, ctx.max_connections) else {
+            conn::refuse(stream);
             continue;
-        }
+        };
         conn::tune(&stream, ctx.send_timeout);
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
         executor
             .spawn(async move {
-                let _counted = ConnectionCount::new(&ctx.hub);
+                let _counted = counted;
                 let io = smol_hyper::rt::FuturesIo::new(conn::SendTimeout::new(
                     stream,
                     ctx.send_timeout,
@@ -109,9 +121,14 @@ pub async fn serve(
 struct ConnectionCount(Arc<Hub>);
 
 impl ConnectionCount {
-    fn new(hub: &Arc<Hub>) -> Self {
-        hub.connections.fetch_add(1, Ordering::Relaxed);
-        ConnectionCount(hub.clone())
+    /// Counts one more connection, or returns `None` at `max`.
+    fn try_new(hub: &Arc<Hub>, max: usize) -> Option<Self> {
+        let previous = hub.connections.fetch_add(1, Ordering::Relaxed);
+        if previous >= max {
+            hub.connections.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(ConnectionCount(hub.clone()))
     }
 }
 
@@ -143,7 +160,9 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
                 };
                 match (action, stream) {
                     (_, None) => not_found("no such stream\n"),
-                    ("stream", Some(s)) => mjpeg::respond(s, query, head),
+                    ("stream", Some(s)) => {
+                        mjpeg::respond(s, query, head, ctx.hub.viewers_total() >= ctx.max_viewers)
+                    }
                     ("snapshot", Some(s)) => snapshot(s).await,
                     _ => text(
                         StatusCode::BAD_REQUEST,
@@ -154,7 +173,7 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             None => page::respond(ctx),
         },
         ["stream", id] => match ctx.hub.get(id) {
-            Some(s) => mjpeg::respond(s, query, head),
+            Some(s) => mjpeg::respond(s, query, head, ctx.hub.viewers_total() >= ctx.max_viewers),
             None => not_found("no such stream\n"),
         },
         ["snapshot", id] => match ctx.hub.get(id) {

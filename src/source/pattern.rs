@@ -183,13 +183,15 @@ impl Source for PatternSource {
             Some(painter) => painter,
             slot @ None => slot.insert(Painter::new(&self.name, self.options)?),
         };
-        painter.draw(tick, SystemTime::now());
+        // Stamp the frame with the moment drawn into it, not the end of encoding, so
+        // X-Timestamp matches the clock a viewer sees in the picture.
+        let (captured_at, captured_wall) = (Instant::now(), SystemTime::now());
+        painter.draw(tick, captured_wall);
         let jpeg = painter.encode()?;
-        Ok(Event::Frame(Frame::new(
-            jpeg,
-            self.options.width,
-            self.options.height,
-        )))
+        let mut frame = Frame::new(jpeg, self.options.width, self.options.height);
+        frame.captured_at = captured_at;
+        frame.captured_wall = captured_wall;
+        Ok(Event::Frame(frame))
     }
 }
 
