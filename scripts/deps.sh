@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# scripts/deps.sh — install everything camhub's builds and tests need, idempotently.
+#
+# Checks first and installs only what is missing, so a second run is a no-op that takes
+# about a second. Targets Debian 12 / Ubuntu 22.04+ (apt). Runs as root, or through sudo
+# when not root (non-interactive `sudo -n` when there is no terminal).
+#
+# Environment knobs:
+#   CAMHUB_INSTALL_NEXTEST=1  build cargo-nextest from source if it is missing (slow:
+#                             ~5+ minutes on 2 cores). Without it, scripts/test.sh falls
+#                             back to plain `cargo test`, which runs the same tests.
+#   CAMHUB_NO_RUSTUP=1        never bootstrap rustup when cargo is missing.
+set -euo pipefail
+
+# Run from the repo root so rustup honours a rust-toolchain file if one is added.
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# ---------------------------------------------------------------------------------------
+# Debian packages. THE one list: append new test peers here, one per line, with a reason.
+# ---------------------------------------------------------------------------------------
+APT_PACKAGES=(
+    # Host toolchain: rustc links host binaries and build scripts with `cc`.
+    gcc
+    libc6-dev
+    ca-certificates          # HTTPS to crates.io (and rustup, when bootstrapping)
+    # Test clients and inspection tools.
+    curl                     # HTTP client for smoke tests (always to 127.0.0.1)
+    file                     # smoke: check the binary really is ARM aarch64
+    ffmpeg                   # ffprobe reads JPEG dimensions; ffmpeg counts MJPEG frames
+    python3                  # /usr/bin/python3 for test helpers (Debian's, it has gi)
+    # aarch64 cross build (linker set in .cargo/config.toml) and user-mode emulation.
+    gcc-aarch64-linux-gnu
+    libc6-dev-arm64-cross
+    qemu-user                # qemu-aarch64 -L /usr/aarch64-linux-gnu
+    # --- Planned (uncomment when the tests that need them land) ------------------------
+    # python3-gi                   # RTSP server peer via GStreamer
+    # gir1.2-gst-rtsp-server-1.0
+    # gstreamer1.0-plugins-good    # rtph264pay, rtpjpegpay, jpegenc
+    # gstreamer1.0-plugins-bad
+    # gstreamer1.0-plugins-ugly    # x264enc
+    # x264
+    # chromium                     # headless browser test (~300 MB; slowest install here)
+    # python3-websocket            # DevTools protocol client
+    # python3-zeroconf             # mDNS browser inside a netns
+    # iproute2                     # `ip netns` / veth for the mDNS test
+)
+
+# Rust targets and components the build needs.
+RUST_TARGETS=(aarch64-unknown-linux-gnu)
+
+log() { printf 'deps: %s\n' "$*"; }
+die() { printf 'deps: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# --- privilege ------------------------------------------------------------------------
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+    if command -v sudo >/dev/null 2>&1; then
+        if [[ -t 0 ]]; then SUDO=(sudo); else SUDO=(sudo -n); fi
+    else
+        SUDO=(__no_sudo__)
+    fi
+fi
+as_root() {
+    [[ ${SUDO[0]-} == __no_sudo__ ]] && die "need root to run: $* (not root, no sudo)"
+    "${SUDO[@]}" "$@"
+}
+
+# --- apt packages ---------------------------------------------------------------------
+is_installed() {
+    dpkg -s "$1" 2>/dev/null | grep -q '^Status: install ok installed$'
+}
+
+command -v dpkg >/dev/null 2>&1 || die "no dpkg: this script supports Debian/Ubuntu only"
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    is_installed "$pkg" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    log "installing: ${missing[*]}"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    # --no-install-recommends keeps ffmpeg and friends from pulling in a desktop's worth.
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o Dpkg::Use-Pty=0 \
+        --no-install-recommends "${missing[@]}"
+else
+    log "apt packages: all ${#APT_PACKAGES[@]} present"
+fi
+
+# --- Rust toolchain -------------------------------------------------------------------
+# A fresh shell may not have ~/.cargo/bin on PATH yet.
+if [[ -d ${CARGO_HOME:-$HOME/.cargo}/bin ]]; then
+    PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+    [[ ${CAMHUB_NO_RUSTUP:-0} == 1 ]] && die "cargo not found and CAMHUB_NO_RUSTUP=1"
+    if ! command -v rustup >/dev/null 2>&1; then
+        log "cargo not found: bootstrapping rustup (stable, minimal profile)"
+        curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
+            | sh -s -- -y --no-modify-path --profile minimal
+        PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+    else
+        rustup default stable
+    fi
+fi
+
+if command -v rustup >/dev/null 2>&1; then
+    # `rustup ... --installed` honours a rust-toolchain file, since we run in the repo.
+    installed_targets=$(rustup target list --installed)
+    for t in "${RUST_TARGETS[@]}"; do
+        if ! grep -qx "$t" <<<"$installed_targets"; then
+            log "rustup target add $t"
+            rustup target add "$t"
+        fi
+    done
+    for c in rustfmt clippy; do
+        # Functional check: the component's cargo subcommand runs.
+        sub=${c/rustfmt/fmt}
+        if ! cargo "$sub" --version >/dev/null 2>&1; then
+            log "rustup component add $c"
+            rustup component add "$c"
+        fi
+    done
+else
+    log "WARNING: no rustup; make sure targets ${RUST_TARGETS[*]} and rustfmt/clippy exist"
+fi
+
+# --- cargo-nextest (optional) ---------------------------------------------------------
+if cargo nextest --version >/dev/null 2>&1; then
+    log "cargo-nextest: $(cargo nextest --version 2>/dev/null | head -1)"
+elif [[ ${CAMHUB_INSTALL_NEXTEST:-0} == 1 ]]; then
+    log "installing cargo-nextest from crates.io (slow)"
+    cargo install --locked cargo-nextest
+else
+    log "cargo-nextest not installed: test.sh will use 'cargo test'" \
+        "(CAMHUB_INSTALL_NEXTEST=1 to build it)"
+fi
+
+log "OK"
