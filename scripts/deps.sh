@@ -32,13 +32,16 @@ APT_PACKAGES=(
     gcc-aarch64-linux-gnu
     libc6-dev-arm64-cross
     qemu-user                # qemu-aarch64 -L /usr/aarch64-linux-gnu
+    g++                      # openh264-sys2 builds the H.264 decoder from C++ source
+    g++-aarch64-linux-gnu    # ... and the same for the aarch64 build
+    # RTSP server peer: GStreamer's RTSP server driven by /usr/bin/python3 (gi).
+    python3-gi
+    gir1.2-gst-rtsp-server-1.0
+    gstreamer1.0-plugins-base    # videotestsrc, videoconvert
+    gstreamer1.0-plugins-good    # rtph264pay, rtpjpegpay, jpegenc
+    gstreamer1.0-plugins-ugly    # x264enc
+    gstreamer1.0-x               # timeoverlay (pango): a visible clock in test feeds
     # --- Planned (uncomment when the tests that need them land) ------------------------
-    # python3-gi                   # RTSP server peer via GStreamer
-    # gir1.2-gst-rtsp-server-1.0
-    # gstreamer1.0-plugins-good    # rtph264pay, rtpjpegpay, jpegenc
-    # gstreamer1.0-plugins-bad
-    # gstreamer1.0-plugins-ugly    # x264enc
-    # x264
     # chromium                     # headless browser test (~300 MB; slowest install here)
     # python3-websocket            # DevTools protocol client
     # python3-zeroconf             # mDNS browser inside a netns

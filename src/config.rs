@@ -125,6 +125,20 @@ pub struct StreamConfig {
     pub stall_after: Duration,
     /// A disabled stream is listed but never started.
     pub enabled: bool,
+    /// Credentials given as separate keys (they win over any in the URL). Never logged.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// RTSP transport: TCP interleaved (default, works through NAT and firewalls) or UDP.
+    pub transport: Transport,
+}
+
+/// How RTSP media packets travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Tcp,
+    Udp,
 }
 
 impl StreamConfig {
@@ -148,6 +162,9 @@ impl StreamConfig {
             size: None,
             stall_after: DEFAULT_STALL_AFTER,
             enabled: true,
+            username: None,
+            password: None,
+            transport: Transport::Tcp,
         })
     }
 }
@@ -199,6 +216,9 @@ struct FileStream {
     size: Option<Spanned<String>>,
     stall_after_secs: Option<Spanned<u64>>,
     enabled: Option<bool>,
+    username: Option<String>,
+    password: Option<String>,
+    transport: Option<Transport>,
 }
 
 impl Config {
@@ -388,6 +408,9 @@ impl Config {
                 size,
                 stall_after,
                 enabled: s.enabled.unwrap_or(true),
+                username: s.username.clone(),
+                password: s.password.clone(),
+                transport: s.transport.unwrap_or_default(),
             });
         }
         check_unique_ids(file.stream.iter().map(|s| {
@@ -765,6 +788,24 @@ enabled = false
         .unwrap();
         assert_eq!(c.streams.len(), 1);
         assert_eq!(c.streams[0].kind, SourceKind::Pattern);
+    }
+
+    #[test]
+    fn credentials_and_transport_keys() {
+        let c = Config::parse(
+            "[[stream]]\nid = \"a\"\nurl = \"rtsp://h/s\"\nusername = \"u\"\npassword = \"p@ss\"\ntransport = \"udp\"\n",
+            None,
+        )
+        .unwrap();
+        let s = &c.streams[0];
+        assert_eq!(
+            (s.username.as_deref(), s.password.as_deref()),
+            (Some("u"), Some("p@ss"))
+        );
+        assert_eq!(s.transport, Transport::Udp);
+        assert!(!c.summary().contains("p@ss"));
+        let e = parse_err("[[stream]]\nid = \"a\"\nurl = \"rtsp://h/s\"\ntransport = \"sctp\"\n");
+        assert!(e.contains("cam.toml:4") && e.contains("sctp"), "{e}");
     }
 
     #[test]

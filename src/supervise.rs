@@ -224,7 +224,7 @@ pub fn spawn(
                 stream.set_status(Status::new(State::Disabled));
                 return;
             }
-            let source = source::build(&config);
+            let source = source::build(&config, &shutdown);
             run(
                 source,
                 &stream,

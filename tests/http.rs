@@ -121,15 +121,19 @@ fn api_metrics_page_and_health() {
 fn a_source_that_cannot_start_fails_alone_with_a_placeholder() {
     let app = start(&format!(
         "{}[[stream]]\nid = \"off\"\nurl = \"{PATTERN}\"\nenabled = false\n",
-        streams_toml(&[("cam", PATTERN), ("rtsp", "rtsp://127.0.0.1:1/x")])
+        streams_toml(&[("cam", PATTERN), ("tls", "https://127.0.0.1:1/x")])
     ));
     let addr = app.local_addr();
-    let rtsp = eventually(Duration::from_secs(5), || {
-        let s = api_stream(addr, "rtsp");
+    // TLS is not built in: a permanent failure, not a retry loop.
+    let tls = eventually(Duration::from_secs(5), || {
+        let s = api_stream(addr, "tls");
         (s["state"] == "failed").then_some(s)
     })
     .expect("unsupported source fails");
-    assert!(rtsp["last_error"].as_str().unwrap().contains("rtsp"));
+    assert!(
+        tls["last_error"].as_str().unwrap().contains("http"),
+        "{tls}"
+    );
     assert_eq!(api_stream(addr, "off")["state"], "disabled");
 
     // The others keep running, and the down streams serve an OFFLINE frame instead of
@@ -141,7 +145,7 @@ fn a_source_that_cannot_start_fails_alone_with_a_placeholder() {
             .then_some(()))
         .is_some()
     );
-    for id in ["rtsp", "off"] {
+    for id in ["tls", "off"] {
         let mut mjpeg = MjpegReader::open(addr, &format!("/stream/{id}"));
         let (w, h, _) = decode(&mjpeg.part().jpeg);
         assert_eq!((w, h), (640, 480), "placeholder at the default size");

@@ -4,11 +4,14 @@
 //! A source never decides about retries, stalls or placeholders: it opens, yields events
 //! and reports errors; `supervise.rs` owns everything around that.
 
+pub mod http_mjpeg;
 pub mod pattern;
+pub mod rtsp;
 
 use crate::config::{SourceKind, StreamConfig};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
+use crate::shutdown::Shutdown;
 
 /// What one call of [`Source::next`] produced.
 #[derive(Debug)]
@@ -40,10 +43,13 @@ pub trait Source: Send {
 /// Longest a single `open`/`next` call should block before returning to the supervisor.
 pub const POLL_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Builds the source for a stream from its configured URL.
-pub fn build(stream: &StreamConfig) -> Result<Box<dyn Source>> {
+/// Builds the source for a stream from its configured URL. Sources whose `open` can take
+/// long (network connects) keep `shutdown` to cut it short.
+pub fn build(stream: &StreamConfig, shutdown: &Shutdown) -> Result<Box<dyn Source>> {
     match stream.kind {
         SourceKind::Pattern => Ok(Box::new(pattern::PatternSource::from_config(stream)?)),
+        SourceKind::Rtsp => rtsp::RtspSource::from_config(stream, shutdown),
+        SourceKind::HttpMjpeg => http_mjpeg::HttpMjpegSource::from_config(stream, shutdown),
         other => Err(Error::Permanent(format!(
             "{} sources are not supported by this build yet",
             other.as_str()

@@ -250,3 +250,70 @@ pub fn api_stream(addr: SocketAddr, id: &str) -> serde_json::Value {
         .cloned()
         .unwrap_or_else(|| panic!("stream {id} missing from {all}"))
 }
+
+/// A camhub binary run by a test; killed (by PID) when dropped, so a failing test never
+/// leaves one behind.
+pub struct Child {
+    pub process: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Child {
+    pub fn pid(&self) -> u32 {
+        self.process.id()
+    }
+
+    /// Threads of the process (from /proc), for checks that nothing grows.
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.pid())).map_or(0, |d| d.count())
+    }
+
+    /// Open file descriptors of the process (from /proc).
+    pub fn fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count())
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+/// Runs the real `camhub` binary on 127.0.0.1:0 with mDNS off plus `args`, and waits for
+/// it to log its address. Its log goes to the test's stderr (shown on failure).
+pub fn spawn_camhub(args: &[&str]) -> Child {
+    use std::process::{Command, Stdio};
+    let mut process = Command::new(env!("CARGO_BIN_EXE_camhub"))
+        .args(["--no-mdns", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("camhub binary runs");
+    let stderr = process.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[camhub] {line}");
+            if !sent {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let mut child = Child {
+        process,
+        addr: "127.0.0.1:1".parse().unwrap(),
+    };
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("camhub logs its address");
+    child.addr = addr.parse().expect("address parses");
+    child
+}
