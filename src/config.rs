@@ -57,6 +57,10 @@ pub struct Config {
     /// Display name of the box, also its mDNS instance and host name.
     pub name: String,
     pub mdns_enabled: bool,
+    /// Interfaces to advertise on; empty means every non-loopback interface.
+    pub mdns_interfaces: Vec<String>,
+    /// Role LEDs and polarity; stream LEDs are on each stream.
+    pub leds: LedConfig,
     /// A viewer whose socket accepts no data for this long is dropped.
     pub send_timeout: Duration,
     /// Open HTTP connections beyond this get a 503.
@@ -67,6 +71,17 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     /// The file the config came from, if any (for the summary and logs).
     pub file: Option<PathBuf>,
+}
+
+/// Status LEDs that are not tied to one stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedConfig {
+    /// LEDs wired between the pin and 3.3 V light when the pin is low.
+    pub active_low: bool,
+    /// BCM pin of the heartbeat LED (blinks while camhub runs).
+    pub system: Option<u8>,
+    /// BCM pin of the LED that is on while anyone watches any stream.
+    pub viewers: Option<u8>,
 }
 
 /// What kind of source a stream URL names.
@@ -186,7 +201,17 @@ struct FileConfig {
     #[serde(default)]
     mdns: FileMdns,
     #[serde(default)]
+    leds: FileLeds,
+    #[serde(default)]
     stream: Vec<FileStream>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileLeds {
+    active_low: Option<bool>,
+    system: Option<Spanned<u8>>,
+    viewers: Option<Spanned<u8>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -203,6 +228,7 @@ struct FileServer {
 struct FileMdns {
     enabled: Option<bool>,
     name: Option<Spanned<String>>,
+    interfaces: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,6 +371,25 @@ impl Config {
 
         let mut streams = Vec::new();
         let mut pins = HashSet::new();
+        let mut role_pin = |pin: &Option<Spanned<u8>>, key: &str| -> Result<Option<u8>> {
+            match pin {
+                Some(p) if *p.get_ref() > 27 => {
+                    Err(err(p.span(), key, "BCM pin must be 0..=27".into()))
+                }
+                Some(p) if !pins.insert(*p.get_ref()) => Err(err(
+                    p.span(),
+                    key,
+                    format!("pin {} is used twice", p.get_ref()),
+                )),
+                Some(p) => Ok(Some(*p.get_ref())),
+                None => Ok(None),
+            }
+        };
+        let leds = LedConfig {
+            active_low: file.leds.active_low.unwrap_or(false),
+            system: role_pin(&file.leds.system, "leds.system")?,
+            viewers: role_pin(&file.leds.viewers, "leds.viewers")?,
+        };
         for s in &file.stream {
             let id = s.id.get_ref();
             check_id(id).map_err(|m| err(s.id.span(), "stream.id", m))?;
@@ -424,6 +469,8 @@ impl Config {
             listen,
             name,
             mdns_enabled: file.mdns.enabled.unwrap_or(true),
+            mdns_interfaces: file.mdns.interfaces.clone().unwrap_or_default(),
+            leds,
             send_timeout,
             max_connections,
             max_viewers,
@@ -788,6 +835,32 @@ enabled = false
         .unwrap();
         assert_eq!(c.streams.len(), 1);
         assert_eq!(c.streams[0].kind, SourceKind::Pattern);
+    }
+
+    #[test]
+    fn led_roles_share_the_pin_check_with_streams() {
+        let c = Config::parse(
+            "[leds]\nactive_low = true\nsystem = 26\nviewers = 19\n[mdns]\ninterfaces = [\"wlan0\"]\n",
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.leds,
+            LedConfig {
+                active_low: true,
+                system: Some(26),
+                viewers: Some(19)
+            }
+        );
+        assert_eq!(c.mdns_interfaces, ["wlan0"]);
+        let e =
+            parse_err("[leds]\nsystem = 5\n[[stream]]\nid = \"a\"\nurl = \"pattern:\"\nled = 5\n");
+        assert!(
+            e.contains("cam.toml:6: stream.led") && e.contains("used twice"),
+            "{e}"
+        );
+        let e = parse_err("[leds]\nsystem = 5\nviewers = 5\n");
+        assert!(e.contains("cam.toml:3: leds.viewers"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - [`jpeg`] and [`draw`]: JPEG encoding/checks and the text drawn into test patterns
 //!   and OFFLINE placeholders.
 //! - [`http`]: the HTTP server (hyper on smol): MJPEG, snapshots, API, page.
+//! - [`mdns`]: advertising on the LAN (`camhub.local`) and finding other boxes.
+//! - [`leds`]: stream state → GPIO LED patterns (rppal on the Pi, no-op elsewhere).
 //! - [`shutdown`]: the one shutdown signal shared by threads and async tasks.
 //! - [`app`]: wiring of all of the above, used by `main.rs` and the integration tests.
 #![forbid(unsafe_code)]
@@ -21,6 +23,8 @@ pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod jpeg;
+pub mod leds;
+pub mod mdns;
 pub mod shutdown;
 pub mod source;
 pub mod supervise;

@@ -1,0 +1,1 @@
+//! Placeholder until the status-LED module lands (being written now).

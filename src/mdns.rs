@@ -1,0 +1,1 @@
+//! Placeholder until the mDNS module lands (being written now).
