@@ -41,11 +41,12 @@ APT_PACKAGES=(
     gstreamer1.0-plugins-good    # rtph264pay, rtpjpegpay, jpegenc
     gstreamer1.0-plugins-ugly    # x264enc
     gstreamer1.0-x               # timeoverlay (pango): a visible clock in test feeds
+    # mDNS test: camhub in one network namespace, a zeroconf browser in another.
+    python3-zeroconf             # mDNS browser inside a netns (tests/peers/mdns_browse.py)
+    iproute2                     # `ip netns` / veth pair for the mDNS test
     # --- Planned (uncomment when the tests that need them land) ------------------------
     # chromium                     # headless browser test (~300 MB; slowest install here)
     # python3-websocket            # DevTools protocol client
-    # python3-zeroconf             # mDNS browser inside a netns
-    # iproute2                     # `ip netns` / veth for the mDNS test
 )
 
 # Rust targets and components the build needs.
@@ -137,6 +138,15 @@ elif [[ ${CAMHUB_INSTALL_NEXTEST:-0} == 1 ]]; then
 else
     log "cargo-nextest not installed: test.sh will use 'cargo test'" \
         "(CAMHUB_INSTALL_NEXTEST=1 to build it)"
+fi
+
+# --- cargo-deb (the Pi .deb; scripts/package-check.sh) ---------------------------------
+CARGO_DEB_VERSION=3.8.0
+if cargo deb --version >/dev/null 2>&1; then
+    log "cargo-deb: $(cargo deb --version 2>/dev/null | head -1)"
+else
+    log "installing cargo-deb $CARGO_DEB_VERSION from crates.io (about 2 minutes)"
+    cargo install --locked --version "$CARGO_DEB_VERSION" cargo-deb
 fi
 
 log "OK"

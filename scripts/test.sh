@@ -9,6 +9,7 @@
 #                 plain `cargo test --locked` when cargo-nextest is not installed
 #   5. aarch64    cargo build --release --locked --target aarch64-unknown-linux-gnu
 #   6. smoke      scripts/smoke-aarch64.sh on that binary under qemu-aarch64
+#   7. package    scripts/package-check.sh: systemd unit verifies, arm64 .deb contents
 #
 # Runs from any cwd, needs no terminal or stdin. Network: tests talk to 127.0.0.1 only.
 # Env: CAMHUB_SKIP_DEPS=1      skip section 1 (e.g. a prepared CI image)
@@ -25,7 +26,7 @@ if [[ -d ${CARGO_HOME:-$HOME/.cargo}/bin ]]; then
 fi
 
 TARGET=aarch64-unknown-linux-gnu
-TOTAL_STEPS=6
+TOTAL_STEPS=7
 STEP=0
 CURRENT=""
 STEP_T0=0
@@ -115,4 +116,9 @@ end
 # ---- 6. aarch64 smoke under qemu -----------------------------------------------------
 begin "aarch64 smoke"
 bash scripts/smoke-aarch64.sh --bin "$BIN"
+end
+
+# ---- 7. Pi package: systemd unit and .deb --------------------------------------------
+begin package
+bash scripts/package-check.sh --target "$TARGET"
 end

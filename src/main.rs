@@ -53,8 +53,12 @@ fn main() -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         app.local_addr()
     );
+    // systemd (Type=notify): ready means the port is bound and sources are started.
+    // Outside systemd there is no NOTIFY_SOCKET and this does nothing.
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     smol::block_on(shutdown.wait());
     tracing::info!("shutting down");
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     if !app.stop(STOP_TIMEOUT) {
         tracing::warn!("exiting with threads still running");
     }

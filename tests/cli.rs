@@ -158,3 +158,59 @@ fn serves_then_exits_cleanly_on_sigterm() {
     let _ = stderr.read_to_string(&mut rest);
     assert!(rest.contains("shutting down"), "{rest}");
 }
+
+#[test]
+fn the_example_pi_config_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/board/rpi/camhub.toml");
+    let out = camhub()
+        .args(["--check-config", "--config", path])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("streams: 4"), "{text}");
+    assert!(
+        !text.contains("change-me"),
+        "passwords stay out of the summary: {text}"
+    );
+}
+
+/// Type=notify: camhub tells systemd it is ready only once it serves.
+#[test]
+fn notifies_systemd_when_ready() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let child = camhub()
+        .args([
+            "--no-mdns",
+            "--listen",
+            "127.0.0.1:0",
+            "--source",
+            "cam=pattern:",
+        ])
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop(child);
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("READY=1 arrives");
+    assert_eq!(buf[..n].trim_ascii(), b"READY=1");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let n = socket.recv(&mut buf).expect("STOPPING=1 arrives");
+    assert_eq!(buf[..n].trim_ascii(), b"STOPPING=1");
+}
