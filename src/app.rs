@@ -55,6 +55,12 @@ impl App {
             threads.push(thread);
         }
 
+        if let Some(thread) = crate::leds::spawn(config, hub.clone(), shutdown.clone())
+            .map_err(|e| Error::io("spawning LED thread", e))?
+        {
+            threads.push(thread);
+        }
+
         let executor = Arc::new(Executor::new());
         let ctx = Arc::new(http::Ctx {
             hub: hub.clone(),

@@ -71,8 +71,9 @@ fn snapshot_and_mjpg_streamer_aliases() {
 
 #[test]
 fn api_metrics_page_and_health() {
+    // With LEDs configured: off the Pi they fall back to a no-op, and nothing else changes.
     let app = start(&format!(
-        "{}\n[[stream]]\nid = \"door\"\nname = \"Front <door>\"\nurl = \"rtsp://admin:s3cret@127.0.0.1:1/live\"\n",
+        "[leds]\nsystem = 26\n{}\n[[stream]]\nid = \"door\"\nname = \"Front <door>\"\nurl = \"rtsp://admin:s3cret@127.0.0.1:1/live\"\n",
         streams_toml(&[("cam", PATTERN)])
     ));
     let addr = app.local_addr();
@@ -96,10 +97,12 @@ fn api_metrics_page_and_health() {
         "frames",
         "dropped",
         "url",
+        "led_pattern",
     ] {
         assert!(cam.get(key).is_some(), "api lacks {key}: {cam}");
     }
     assert_eq!(cam["kind"], "pattern");
+    assert_eq!(cam["led_pattern"], "on", "a live stream's LED is solid");
 
     let api = get(addr, "/api/streams").text();
     let metrics = get(addr, "/metrics").text();
@@ -111,7 +114,12 @@ fn api_metrics_page_and_health() {
     assert!(api.contains("rtsp://127.0.0.1:1/live"), "{api}");
     assert!(metrics.contains("camhub_stream_frames_total{stream=\"cam\"}"));
     assert!(metrics.contains("camhub_stream_up{stream=\"cam\"} 1"));
-    assert!(metrics.contains("camhub_stream_state{stream=\"door\",state=\"failed\"} 1"));
+    // Nothing listens on port 1: the camera is down and retried, never "up".
+    assert!(
+        metrics.contains("camhub_stream_up{stream=\"door\"} 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("camhub_stream_state{stream=\"door\",state=\"live\"} 0"));
     assert!(page.contains("/stream/cam") && page.contains("/stream/door"));
     assert!(page.contains("Front &lt;door&gt;"), "names are escaped");
     app.stop(Duration::from_secs(2));

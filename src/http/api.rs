@@ -26,7 +26,11 @@ pub struct StreamInfo<'a> {
     pub frames: u64,
     pub dropped: u64,
     pub url: &'a str,
+    /// BCM pin of the stream's status LED.
     pub led: Option<u8>,
+    /// What that LED shows ("off", "blink-slow", "on", "blink-fast"), so a page can
+    /// mirror it; given even without a pin.
+    pub led_pattern: &'static str,
 }
 
 pub fn streams(ctx: &Ctx) -> Response<Body> {
@@ -39,6 +43,7 @@ pub fn streams(ctx: &Ctx) -> Response<Body> {
             let status = s.status();
             let latest = s.latest();
             StreamInfo {
+                led_pattern: crate::leds::pattern_name(&status.state),
                 id: &s.id,
                 name: &s.name,
                 kind: s.kind,
