@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::http;
 use crate::hub::Hub;
+use crate::mdns::{self, Mdns};
 use crate::shutdown::Shutdown;
 use crate::supervise;
 use smol::Executor;
@@ -24,6 +25,7 @@ const HTTP_DRAIN: Duration = Duration::from_millis(100);
 /// A running camhub.
 pub struct App {
     hub: Arc<Hub>,
+    mdns: Option<Mdns>,
     local_addr: SocketAddr,
     shutdown: Shutdown,
     threads: Vec<JoinHandle<()>>,
@@ -61,6 +63,20 @@ impl App {
             threads.push(thread);
         }
 
+        // Serving matters more than being found: without mDNS the box still works by IP.
+        let mdns = mdns::start(config, local_addr.port(), hub.clone(), shutdown.clone())
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "mDNS unavailable; reach camhub by its IP address");
+                Mdns::disabled(config)
+            });
+        if mdns.is_enabled() {
+            tracing::info!(
+                "announced on mDNS as http://{}.local:{}/",
+                mdns.name_in_use(),
+                local_addr.port()
+            );
+        }
+
         let executor = Arc::new(Executor::new());
         let ctx = Arc::new(http::Ctx {
             hub: hub.clone(),
@@ -68,6 +84,7 @@ impl App {
             send_timeout: config.send_timeout,
             max_connections: config.max_connections,
             max_viewers: config.max_viewers,
+            mdns: mdns.info(),
         });
         executor
             .spawn(http::serve(
@@ -94,6 +111,7 @@ impl App {
 
         Ok(App {
             hub,
+            mdns: Some(mdns),
             local_addr,
             shutdown,
             threads,
@@ -111,9 +129,13 @@ impl App {
 
     /// Triggers shutdown and waits up to `timeout` for every thread. Returns false if
     /// some thread was still running at the deadline (the caller exits anyway).
-    pub fn stop(self, timeout: Duration) -> bool {
-        self.shutdown.trigger();
+    pub fn stop(mut self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
+        self.shutdown.trigger();
+        // Goodbyes first, so phones drop the box at once instead of at TTL expiry.
+        if let Some(mdns) = self.mdns.take() {
+            mdns.stop();
+        }
         for thread in self.threads {
             while !thread.is_finished() {
                 if Instant::now() >= deadline {

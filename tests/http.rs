@@ -78,6 +78,15 @@ fn api_metrics_page_and_health() {
     ));
     let addr = app.local_addr();
     assert_eq!(get(addr, "/healthz").status, 200);
+    assert_eq!(
+        get(addr, "/api/peers").text().trim(),
+        "[]",
+        "no mDNS, no peers"
+    );
+    let info: serde_json::Value = serde_json::from_slice(&get(addr, "/api/info").body).unwrap();
+    assert_eq!(info["name"], "camhub");
+    assert_eq!(info["mdns"], false);
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
 
     let cam = eventually(Duration::from_secs(5), || {
         let s = api_stream(addr, "cam");

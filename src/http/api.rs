@@ -63,8 +63,38 @@ pub fn streams(ctx: &Ctx) -> Response<Body> {
             }
         })
         .collect();
-    let json = serde_json::to_vec_pretty(&infos).expect("stream info serializes");
-    let mut resp = Response::new(full(json));
+    json(&infos)
+}
+
+/// `GET /api/peers`: other camhubs found on the LAN (empty with mDNS off).
+pub fn peers(ctx: &Ctx) -> Response<Body> {
+    json(&ctx.mdns.peers())
+}
+
+/// `GET /api/info`: this box: its display name, the mDNS name actually in use (a name
+/// conflict on the LAN renames it, e.g. `camhub-2`), and the version.
+pub fn info(ctx: &Ctx) -> Response<Body> {
+    #[derive(Serialize)]
+    struct Info {
+        name: String,
+        mdns: bool,
+        mdns_host: Option<String>,
+        version: &'static str,
+    }
+    json(&Info {
+        name: ctx.name.clone(),
+        mdns: ctx.mdns.enabled(),
+        mdns_host: ctx
+            .mdns
+            .enabled()
+            .then(|| format!("{}.local", ctx.mdns.name_in_use())),
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+fn json(value: &impl Serialize) -> Response<Body> {
+    let body = serde_json::to_vec_pretty(value).expect("API values serialize");
+    let mut resp = Response::new(full(body));
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -47,6 +47,8 @@ pub struct Ctx {
     pub max_connections: usize,
     /// MJPEG viewers (all streams together) beyond this get a 503.
     pub max_viewers: usize,
+    /// The mDNS name in use and the other boxes found on the LAN.
+    pub mdns: crate::mdns::MdnsInfo,
 }
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -181,6 +183,8 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             None => not_found("no such stream\n"),
         },
         ["api", "streams"] => api::streams(ctx),
+        ["api", "peers"] => api::peers(ctx),
+        ["api", "info"] => api::info(ctx),
         ["metrics"] => api::metrics(ctx),
         ["healthz"] => text(StatusCode::OK, "ok\n"),
         _ => not_found("not found\n"),
