@@ -239,6 +239,22 @@ fn pulls_another_camhub_byte_for_byte() {
     a.stop(Duration::from_secs(2));
 }
 
+/// A camhub pulling a camhub whose stream is down shows it down too, with the reason,
+/// instead of passing the OFFLINE pictures on as live video.
+#[test]
+fn an_offline_upstream_camhub_stream_is_not_live_downstream() {
+    let a = start("[[stream]]\nid = \"off\"\nurl = \"pattern:\"\nenabled = false\n");
+    let url = format!("http://{}/stream/off", a.local_addr());
+    let b = start(&streams_toml(&[("cam", &url)]));
+    let seen = eventually(WAIT, || {
+        let (state, error) = status_of(b.local_addr(), "cam");
+        (state != "live" && error.contains("upstream camhub: disabled")).then_some(())
+    });
+    assert!(seen.is_some(), "{}", api_stream(b.local_addr(), "cam"));
+    b.stop(Duration::from_secs(2));
+    a.stop(Duration::from_secs(2));
+}
+
 #[test]
 fn independent_servers_with_odd_boundaries_and_no_lengths() {
     let f = frames(3);

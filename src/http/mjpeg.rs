@@ -23,7 +23,7 @@ pub const BOUNDARY: &str = "camhubframe";
 const PART_END: &[u8] = b"\r\n--camhubframe\r\n";
 const STREAM_START: &[u8] = b"--camhubframe\r\n";
 /// How often the OFFLINE placeholder is repeated while the stream is down.
-const PLACEHOLDER_EVERY: Duration = Duration::from_secs(1);
+pub(super) const PLACEHOLDER_EVERY: Duration = Duration::from_secs(1);
 
 /// Builds the response for one viewer. `query` may hold `fps=N` to cap this viewer.
 /// `full` says the server's viewer limit is reached.
@@ -56,6 +56,7 @@ pub fn respond(stream: &Arc<Stream>, query: &str, head: bool, full: bool) -> Res
             min_interval: fps_cap.map(|fps| Duration::from_secs_f64(1.0 / fps)),
             last_sent_at: None,
             last_placeholder_at: None,
+            sent_placeholder: false,
             pending: VecDeque::from([Bytes::from_static(STREAM_START)]),
         };
         let chunks = futures_lite::stream::unfold(viewer, |mut v| async move {
@@ -101,6 +102,8 @@ struct Viewer {
     min_interval: Option<Duration>,
     last_sent_at: Option<Instant>,
     last_placeholder_at: Option<Instant>,
+    /// The frame being sent is an OFFLINE placeholder.
+    sent_placeholder: bool,
     /// Chunks of the part being sent (header, JPEG, boundary): at most one frame.
     pending: VecDeque<Bytes>,
 }
@@ -112,8 +115,15 @@ impl Viewer {
         }
         let frame = self.next_frame().await;
         self.last_sent_at = Some(Instant::now());
+        // A placeholder says so, so that a camhub pulling this stream shows the stream as
+        // down (with its reason) instead of passing OFFLINE pictures on as live video.
+        let offline = if self.sent_placeholder {
+            format!("X-Camhub-Offline: {}\r\n", offline_reason(&self.stream))
+        } else {
+            String::new()
+        };
         let header = format!(
-            "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}\r\n\r\n",
+            "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {}\r\n{offline}\r\n",
             frame.jpeg.len(),
             timestamp_header(&frame).to_str().unwrap_or_default()
         );
@@ -136,6 +146,7 @@ impl Viewer {
             if !self.stream.is_live() && Instant::now() >= placeholder_due {
                 if let Some(p) = placeholder(&self.stream) {
                     self.last_placeholder_at = Some(Instant::now());
+                    self.sent_placeholder = true;
                     // Don't replay a stale frame from before the outage after this.
                     if self.last_seq.is_none() {
                         self.last_seq = Some(self.stream.latest().map_or(0, |f| f.seq));
@@ -162,6 +173,7 @@ impl Viewer {
                 }
                 self.last_seq = Some(frame.seq);
                 self.last_placeholder_at = None;
+                self.sent_placeholder = false;
                 return frame;
             }
         }
@@ -170,7 +182,27 @@ impl Viewer {
 
 /// The stream's OFFLINE frame for its current status (drawn once per distinct text and
 /// shared by all viewers of the stream).
-fn placeholder(stream: &Stream) -> Option<Arc<Frame>> {
+/// "state: reason" for the `X-Camhub-Offline` part header: printable ASCII only (the
+/// reason can hold text from a camera) and bounded.
+fn offline_reason(stream: &Stream) -> String {
+    let status = stream.status();
+    let text = match &status.last_error {
+        Some(reason) => format!("{}: {reason}", status.state.as_str()),
+        None => status.state.as_str().to_string(),
+    };
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(200)
+        .collect()
+}
+
+pub(super) fn placeholder(stream: &Stream) -> Option<Arc<Frame>> {
     let status = stream.status();
     let title = format!("{} - OFFLINE", stream.name);
     let reason = status.last_error.as_deref().unwrap_or("");

@@ -1084,6 +1084,15 @@ impl Multipart {
                         .ok()
                         .and_then(|v| v.parse::<usize>().ok());
                 }
+                // Another camhub marks its OFFLINE placeholders: the camera behind it is
+                // down, so this stream is too (retried like any upstream failure).
+                if name.trim_ascii().eq_ignore_ascii_case(b"x-camhub-offline") {
+                    let reason: String = String::from_utf8_lossy(value.trim_ascii())
+                        .chars()
+                        .take(200)
+                        .collect();
+                    return Err(Error::Source(format!("upstream camhub: {reason}")));
+                }
             }
         }
         self.buf.advance(pos);
