@@ -44,9 +44,9 @@ APT_PACKAGES=(
     # mDNS test: camhub in one network namespace, a zeroconf browser in another.
     python3-zeroconf             # mDNS browser inside a netns (tests/peers/mdns_browse.py)
     iproute2                     # `ip netns` / veth pair for the mDNS test
-    # --- Planned (uncomment when the tests that need them land) ------------------------
-    # chromium                     # headless browser test (~300 MB; slowest install here)
-    # python3-websocket            # DevTools protocol client
+    # Browser test (tests/browser.rs): headless Chromium driven over DevTools.
+    chromium                     # headless browser test (~300 MB; slowest install here)
+    python3-websocket            # DevTools protocol client (tests/peers/cdp.py)
 )
 
 # Rust targets and components the build needs.

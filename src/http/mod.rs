@@ -5,6 +5,7 @@
 mod api;
 mod conn;
 mod mjpeg;
+mod mux;
 mod page;
 
 use crate::hub::{Hub, Stream};
@@ -182,6 +183,7 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             Some(s) => snapshot(s).await,
             None => not_found("no such stream\n"),
         },
+        ["mux"] => mux::respond(ctx, query, head),
         ["api", "streams"] => api::streams(ctx),
         ["api", "peers"] => api::peers(ctx),
         ["api", "info"] => api::info(ctx),

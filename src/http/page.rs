@@ -1,27 +1,41 @@
-//! `GET /`: a small page with a live tile per stream. Plain HTML, no JavaScript, no
-//! external assets. (The phone-first grid that stays within the browser's connection
-//! limit replaces this in the UI work.)
+//! `GET /`: the phone-first page, one self-contained HTML document (CSS and JavaScript
+//! from `page.css` and `page.js`, embedded at build time; no external assets).
+//!
+//! The server renders every tile (name, state badge, last error) so the page is useful
+//! before the script runs and without JavaScript: each tile is a link to its
+//! `/stream/{id}`. The script then shows all cameras live over one `/mux` connection
+//! (see `mux.rs` for why), keeps the badges current from `/api/streams`, and adds the
+//! full-screen view (`#/cam/{id}`) and the list of other boxes (`#/boxes`). Every name and
+//! error is HTML-escaped here and only ever set as text by the script.
 
 use super::{full, Body, Ctx};
+use crate::hub::Stream;
+use crate::supervise::State;
 use hyper::header::{self, HeaderValue};
 use hyper::Response;
 use std::fmt::Write;
 
+const CSS: &str = include_str!("page.css");
+const JS: &str = include_str!("page.js");
+
 pub fn respond(ctx: &Ctx) -> Response<Body> {
+    let title = escape(&ctx.name);
     let mut tiles = String::new();
     for s in ctx.hub.streams() {
-        let status = s.status();
-        let _ = write!(
-            tiles,
-            r#"<figure><a href="/stream/{id}"><img src="/stream/{id}" alt="{name}"></a><figcaption>{name} <small>{state}</small> · <a href="/snapshot/{id}">snapshot</a></figcaption></figure>"#,
-            id = s.id,
-            name = escape(&s.name),
-            state = status.state.as_str(),
-        );
+        tile(&mut tiles, s);
+    }
+    if tiles.is_empty() {
+        tiles.push_str(r#"<p class="note">No cameras are configured.</p>"#);
     }
     let html = format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title><style>body{{margin:0;background:#111;color:#eee;font:16px system-ui,sans-serif}}h1{{font-size:1.2em;margin:.5em}}main{{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:8px;padding:8px}}figure{{margin:0}}img{{width:100%;background:#222;display:block}}a{{color:#8cf}}</style></head><body><h1>{title}</h1><main>{tiles}</main></body></html>"#,
-        title = escape(&ctx.name),
+        r##"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1"><meta name="color-scheme" content="dark"><title>{title}</title><style>{CSS}</style></head><body>
+<header><h1>{title}</h1><nav><a class="btn" id="nav-cams" href="#/">Cameras</a><a class="btn" id="nav-boxes" href="#/boxes">Boxes</a></nav></header>
+<noscript><p class="note">JavaScript is off: tap a camera to watch it live.</p><style>.tile canvas,nav{{display:none}}</style></noscript>
+<main id="grid">{tiles}</main>
+<section id="full" hidden aria-label="Camera"><div class="cap"><a class="btn" id="back" href="#/">&larr; Cameras</a><a class="btn" id="fsnap" href="#" download>Snapshot</a><span class="name" id="fname"></span><span class="badge" id="fbadge"></span><span class="fps" id="ffps"></span></div><span class="err" id="ferr"></span><img id="fimg" alt=""></section>
+<section id="boxes" hidden><h2>Other camhub boxes</h2><ul id="peers"></ul><p id="nopeers">None found on this network yet.</p></section>
+<script>{JS}</script></body></html>
+"##
     );
     let mut resp = Response::new(full(html));
     let h = resp.headers_mut();
@@ -31,6 +45,35 @@ pub fn respond(ctx: &Ctx) -> Response<Body> {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// One grid tile: a link to the stream (so it works without JavaScript), a canvas the
+/// script draws frames into, the name, the state badge and the last error.
+fn tile(out: &mut String, s: &Stream) {
+    let status = s.status();
+    let (label, class) = badge(&status.state);
+    let error = match status.state {
+        State::Live => String::new(),
+        _ => escape(status.last_error.as_deref().unwrap_or_default()),
+    };
+    let (width, height) = s.latest().map_or(s.size_hint, |f| (f.width, f.height));
+    let _ = write!(
+        out,
+        r#"<a class="tile" id="tile-{id}" data-id="{id}" href="/stream/{id}" title="{name}"><canvas width="{width}" height="{height}"></canvas><noscript><img src="/snapshot/{id}" alt="" width="{width}" height="{height}"></noscript><span class="cap"><span class="name">{name}</span><span class="badge b-{class}">{label}</span><span class="fps"></span></span><span class="err">{error}</span></a>"#,
+        id = s.id,
+        name = escape(&s.name),
+    );
+}
+
+/// The badge mirrors the stream's LED: solid when live, "reconnecting" while it retries,
+/// "failed" when it will not work as configured, "off" when disabled.
+fn badge(state: &State) -> (&'static str, &'static str) {
+    match state {
+        State::Live => ("live", "live"),
+        State::Starting | State::Stalled | State::Backoff { .. } => ("reconnecting", "re"),
+        State::Failed => ("failed", "failed"),
+        State::Disabled => ("off", "off"),
+    }
 }
 
 /// Escapes text for HTML content and attribute values.
@@ -47,4 +90,31 @@ pub fn escape(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_markup_and_quotes() {
+        assert_eq!(
+            escape(r#"<b a="1" c='2'>&</b>"#),
+            "&lt;b a=&quot;1&quot; c=&#39;2&#39;&gt;&amp;&lt;/b&gt;"
+        );
+    }
+
+    #[test]
+    fn embedded_assets_stay_small_and_local() {
+        assert!(
+            CSS.len() + JS.len() < 24 * 1024,
+            "page assets grew to {} bytes",
+            CSS.len() + JS.len()
+        );
+        for asset in [CSS, JS] {
+            assert!(!asset.contains("//cdn") && !asset.contains("https://"));
+        }
+        // The script must not close the inline <script> early.
+        assert!(!JS.contains("</script"));
+    }
 }
