@@ -417,24 +417,38 @@ fn connection_and_viewer_limits_answer_503_and_keep_the_api_reachable() {
         "the API stays reachable"
     );
 
-    // Fill the remaining connections with idle clients; the next one gets a 503.
-    let idle: Vec<_> = (0..3).map(|_| connect(addr)).collect();
-    let counted = eventually(Duration::from_secs(5), || {
-        // This request is the 8th connection.
-        get(addr, "/metrics")
-            .text()
-            .contains("camhub_http_connections 8")
-            .then_some(())
-    });
-    assert!(counted.is_some(), "connections are counted");
-    // One more idle client makes 8 held; connections are accepted in arrival order, so
-    // the next request is the 9th.
-    let eighth = connect(addr);
-    let full = get(addr, "/healthz");
-    assert_eq!(full.status, 503);
-    assert!(full.text().contains("too many connections"));
-    drop(idle);
-    drop(eighth);
+    // Fill the remaining 4 connections with keep-alive clients: each makes one request
+    // and stays open, so the count is exact; the 5th is refused.
+    let mut held = Vec::new();
+    let refused = loop {
+        let mut conn = std::io::BufReader::new(connect(addr));
+        conn.get_mut()
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        let (status, headers) = read_head(&mut conn);
+        if status == 503 {
+            let mut body = String::new();
+            let _ = conn.read_to_string(&mut body);
+            break body;
+        }
+        assert_eq!(status, 200);
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap();
+        let mut body = vec![0; len];
+        conn.read_exact(&mut body).unwrap();
+        held.push(conn);
+        assert!(
+            held.len() <= 4,
+            "served with {} held + 4 viewers",
+            held.len()
+        );
+    };
+    assert_eq!(held.len(), 4, "4 viewers + 4 held connections fill the 8");
+    assert!(refused.contains("too many connections"), "{refused}");
+    drop(held);
     let recovered = eventually(Duration::from_secs(5), || {
         (get(addr, "/healthz").status == 200).then_some(())
     });

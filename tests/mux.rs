@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// One record: `<id> <length> <kind> <unix-ms>\n` and the JPEG.
@@ -41,7 +41,7 @@ impl MuxReader {
         assert_eq!(header("transfer-encoding"), Some("chunked"));
         assert!(header("cache-control").unwrap().contains("no-store"));
         MuxReader {
-            r: BufReader::new(Dechunk { r, left: 0 }),
+            r: BufReader::new(dechunk(r)),
         }
     }
 
@@ -65,35 +65,6 @@ impl MuxReader {
             kind: kind.to_string(),
             jpeg,
         }
-    }
-}
-
-struct Dechunk {
-    r: BufReader<TcpStream>,
-    left: usize,
-}
-
-impl Read for Dechunk {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.left == 0 {
-            let mut line = String::new();
-            self.r.read_line(&mut line)?;
-            if line == "\r\n" {
-                line.clear();
-                self.r.read_line(&mut line)?;
-            }
-            let size = usize::from_str_radix(line.trim(), 16).map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("chunk {line:?}"))
-            })?;
-            if size == 0 {
-                return Ok(0);
-            }
-            self.left = size;
-        }
-        let want = buf.len().min(self.left);
-        let n = self.r.read(&mut buf[..want])?;
-        self.left -= n;
-        Ok(n)
     }
 }
 

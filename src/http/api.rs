@@ -94,14 +94,7 @@ pub fn info(ctx: &Ctx) -> Response<Body> {
 
 fn json(value: &impl Serialize) -> Response<Body> {
     let body = serde_json::to_vec_pretty(value).expect("API values serialize");
-    let mut resp = Response::new(full(body));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    super::uncached("application/json", body)
 }
 
 pub fn metrics(ctx: &Ctx) -> Response<Body> {

@@ -41,10 +41,7 @@ pub fn respond(stream: &Arc<Stream>, query: &str, head: bool, full: bool) -> Res
         },
     };
     if !head && full {
-        let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "too many viewers\n");
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        return resp;
+        return super::too_many_viewers();
     }
     let body = if head {
         empty()

@@ -215,11 +215,9 @@ async fn snapshot(stream: &Arc<Stream>) -> Response<Body> {
     };
     match fresh {
         Some(frame) => {
-            let mut resp = Response::new(full(frame.jpeg.clone()));
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            h.insert("x-timestamp", mjpeg::timestamp_header(&frame));
+            let mut resp = uncached("image/jpeg", frame.jpeg.clone());
+            resp.headers_mut()
+                .insert("x-timestamp", mjpeg::timestamp_header(&frame));
             resp
         }
         None => unavailable(stream),
@@ -266,6 +264,23 @@ fn text(status: StatusCode, body: &str) -> Response<Body> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    resp
+}
+
+/// A response that must never be cached (everything here is live).
+fn uncached(content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// 503 for a stream request over the viewer limit.
+fn too_many_viewers() -> Response<Body> {
+    let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "too many viewers\n");
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     resp
 }
 

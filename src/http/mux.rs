@@ -85,10 +85,7 @@ pub fn respond(ctx: &Ctx, query: &str, head: bool) -> Response<Body> {
         return text(StatusCode::BAD_REQUEST, "ids names no stream\n");
     }
     if !head && ctx.hub.viewers_total() + streams.len() > ctx.max_viewers {
-        let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "too many viewers\n");
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        return resp;
+        return super::too_many_viewers();
     }
     let body = if head {
         empty()

@@ -8,10 +8,9 @@
 //! full-screen view (`#/cam/{id}`) and the list of other boxes (`#/boxes`). Every name and
 //! error is HTML-escaped here and only ever set as text by the script.
 
-use super::{full, Body, Ctx};
+use super::{Body, Ctx};
 use crate::hub::Stream;
 use crate::supervise::State;
-use hyper::header::{self, HeaderValue};
 use hyper::Response;
 use std::fmt::Write;
 
@@ -37,14 +36,7 @@ pub fn respond(ctx: &Ctx) -> Response<Body> {
 <script>{JS}</script></body></html>
 "##
     );
-    let mut resp = Response::new(full(html));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
+    super::uncached("text/html; charset=utf-8", html)
 }
 
 /// One grid tile: a link to the stream (so it works without JavaScript), a canvas the

@@ -179,12 +179,13 @@ impl MjpegReader {
     }
 }
 
-/// Undoes HTTP/1.1 chunked transfer encoding on the fly.
-fn dechunk(r: BufReader<TcpStream>) -> Dechunk {
+/// Undoes HTTP/1.1 chunked transfer encoding on the fly (for a response whose head was
+/// already read from `r`).
+pub fn dechunk(r: BufReader<TcpStream>) -> Dechunk {
     Dechunk { r, left: 0 }
 }
 
-struct Dechunk {
+pub struct Dechunk {
     r: BufReader<TcpStream>,
     left: usize,
 }
