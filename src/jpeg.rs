@@ -47,6 +47,198 @@ impl I420<'_> {
     }
 }
 
+/// A borrowed planar YCbCr 4:2:0 picture whose rows may be padded, as video decoders
+/// (openh264) and some V4L2 drivers deliver them. [`I420Buf::resample_from`] turns it
+/// into a tightly packed [`I420`] for the encoder.
+#[derive(Clone, Copy, Debug)]
+pub struct I420Strided<'a> {
+    pub width: u32,
+    pub height: u32,
+    /// Luma rows, `y_stride` bytes apart (`y_stride >= width`).
+    pub y: &'a [u8],
+    pub y_stride: usize,
+    /// Chroma rows (see [`I420::chroma_size`]), `chroma_stride` bytes apart.
+    pub cb: &'a [u8],
+    pub cr: &'a [u8],
+    pub chroma_stride: usize,
+}
+
+/// Which values a YCbCr picture uses: JFIF's full range (0–255), or the limited ("TV",
+/// BT.601) range of most video: luma 16–235, chroma 16–240.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum YuvRange {
+    Full,
+    Limited,
+}
+
+/// An owned, tightly packed I420 picture: the scratch buffer a decoding source reuses
+/// frame after frame (allocated once per size), then encodes via [`I420Buf::as_i420`].
+#[derive(Debug, Default)]
+pub struct I420Buf {
+    pub width: u32,
+    pub height: u32,
+    pub y: Vec<u8>,
+    pub cb: Vec<u8>,
+    pub cr: Vec<u8>,
+}
+
+impl I420Buf {
+    /// The picture, borrowed for [`Encoder::encode_i420`].
+    pub fn as_i420(&self) -> I420<'_> {
+        I420 {
+            width: self.width,
+            height: self.height,
+            y: &self.y,
+            cb: &self.cb,
+            cr: &self.cr,
+        }
+    }
+
+    /// Fills this buffer with `src` scaled to `width × height` (no larger than `src`:
+    /// each output sample is the average of the source samples it covers) and converted
+    /// from `range` to JFIF's full range. Used to serve a 1080p camera lighter to phones.
+    pub fn resample_from(
+        &mut self,
+        src: &I420Strided<'_>,
+        width: u32,
+        height: u32,
+        range: YuvRange,
+    ) -> Result<()> {
+        check_size(src.width, src.height)?;
+        check_size(width, height)?;
+        if width > src.width || height > src.height {
+            return Err(Error::Jpeg(format!(
+                "cannot scale {}x{} up to {width}x{height}",
+                src.width, src.height
+            )));
+        }
+        let (src_cw, src_ch) = I420::chroma_size(src.width, src.height);
+        let (cw, ch) = I420::chroma_size(width, height);
+        let plane_ok = |plane: &[u8], stride: usize, w: u32, h: u32| {
+            stride >= w as usize && plane.len() >= (h as usize - 1) * stride + w as usize
+        };
+        if !plane_ok(src.y, src.y_stride, src.width, src.height)
+            || !plane_ok(src.cb, src.chroma_stride, src_cw, src_ch)
+            || !plane_ok(src.cr, src.chroma_stride, src_cw, src_ch)
+        {
+            return Err(Error::Jpeg(format!(
+                "I420 planes too short for {}x{} with strides {}/{}",
+                src.width, src.height, src.y_stride, src.chroma_stride
+            )));
+        }
+        let (luma_lut, chroma_lut) = range_luts(range);
+        self.width = width;
+        self.height = height;
+        let luma = Plane {
+            data: src.y,
+            stride: src.y_stride,
+            width: src.width,
+            height: src.height,
+        };
+        resample_plane(&luma, &mut self.y, width, height, &luma_lut);
+        for (data, out) in [(src.cb, &mut self.cb), (src.cr, &mut self.cr)] {
+            let plane = Plane {
+                data,
+                stride: src.chroma_stride,
+                width: src_cw,
+                height: src_ch,
+            };
+            resample_plane(&plane, out, cw, ch, &chroma_lut);
+        }
+        Ok(())
+    }
+}
+
+/// The largest size no bigger than `size` that fits in `cap` with `size`'s aspect ratio
+/// (sides at least 1). Without a cap, `size` itself.
+pub fn fit_within(size: (u32, u32), cap: Option<(u32, u32)>) -> (u32, u32) {
+    let (w, h) = size;
+    let Some((cap_w, cap_h)) = cap else {
+        return size;
+    };
+    if w <= cap_w && h <= cap_h {
+        return size;
+    }
+    // Scale by the tighter of the two ratios, in integers: w/cap_w vs h/cap_h.
+    let (w64, h64, cw, ch) = (
+        u64::from(w),
+        u64::from(h),
+        u64::from(cap_w),
+        u64::from(cap_h),
+    );
+    if w64 * ch >= h64 * cw {
+        (cap_w, ((h64 * cw) / w64).max(1) as u32)
+    } else {
+        (((w64 * ch) / h64).max(1) as u32, cap_h)
+    }
+}
+
+/// Lookup tables (luma, chroma) from `range` to full range.
+fn range_luts(range: YuvRange) -> ([u8; 256], [u8; 256]) {
+    let mut luma = [0u8; 256];
+    let mut chroma = [0u8; 256];
+    for v in 0..256 {
+        let (l, c) = match range {
+            YuvRange::Full => (v, v),
+            YuvRange::Limited => (
+                ((v - 16) * 255 + 109) / 219,
+                ((v - 128) * 255 + if v >= 128 { 112 } else { -112 }) / 224 + 128,
+            ),
+        };
+        luma[v as usize] = l.clamp(0, 255) as u8;
+        chroma[v as usize] = c.clamp(0, 255) as u8;
+    }
+    (luma, chroma)
+}
+
+struct Plane<'a> {
+    data: &'a [u8],
+    stride: usize,
+    width: u32,
+    height: u32,
+}
+
+/// Box-filters `src` down to `width × height` into `out` (resized), mapping each result
+/// through `lut`. Same size is a plain row copy.
+fn resample_plane(src: &Plane<'_>, out: &mut Vec<u8>, width: u32, height: u32, lut: &[u8; 256]) {
+    let (w, h) = (width as usize, height as usize);
+    out.clear();
+    out.reserve(w * h);
+    if width == src.width && height == src.height {
+        for row in src.data.chunks(src.stride).take(h) {
+            out.extend(row[..w].iter().map(|&v| lut[usize::from(v)]));
+        }
+        return;
+    }
+    // Source span [start, end) of each output column and row: never empty.
+    let spans = |out_len: usize, in_len: usize| -> Vec<(usize, usize)> {
+        (0..out_len)
+            .map(|i| {
+                let start = i * in_len / out_len;
+                let end = ((i + 1) * in_len / out_len).max(start + 1).min(in_len);
+                (start, end)
+            })
+            .collect()
+    };
+    let cols = spans(w, src.width as usize);
+    let rows = spans(h, src.height as usize);
+    let mut sums = vec![0u32; w];
+    for &(y0, y1) in &rows {
+        sums.iter_mut().for_each(|s| *s = 0);
+        for y in y0..y1 {
+            let line = &src.data[y * src.stride..y * src.stride + src.width as usize];
+            for (sum, &(x0, x1)) in sums.iter_mut().zip(&cols) {
+                *sum += line[x0..x1].iter().map(|&v| u32::from(v)).sum::<u32>();
+            }
+        }
+        let rows_in = (y1 - y0) as u32;
+        for (sum, &(x0, x1)) in sums.iter().zip(&cols) {
+            let n = rows_in * (x1 - x0) as u32;
+            out.push(lut[((sum + n / 2) / n) as usize]);
+        }
+    }
+}
+
 /// Checks that a picture of `width × height` can be encoded: not empty, within what a
 /// JPEG header can declare and within [`MAX_PIXELS`].
 pub fn check_size(width: u32, height: u32) -> Result<()> {
@@ -511,6 +703,55 @@ mod tests {
     }
 
     #[test]
+    fn fit_within_keeps_aspect_and_never_grows() {
+        assert_eq!(fit_within((1920, 1080), Some((640, 480))), (640, 360));
+        assert_eq!(fit_within((1920, 1080), Some((1000, 300))), (533, 300));
+        assert_eq!(fit_within((640, 480), Some((1280, 720))), (640, 480));
+        assert_eq!(fit_within((640, 480), None), (640, 480));
+    }
+
+    #[test]
+    fn resample_handles_strides_downscale_and_range() {
+        // 8x4 picture, rows padded to 12: left half luma 16 (limited black), right half
+        // 235 (limited white); chroma neutral.
+        let (w, h, stride) = (8u32, 4u32, 12usize);
+        let mut y = vec![0u8; stride * h as usize];
+        for row in y.chunks_mut(stride) {
+            row[..4].fill(16);
+            row[4..8].fill(235);
+            row[8..].fill(99); // padding must not leak in
+        }
+        let c = vec![128u8; 6 * 2];
+        let src = I420Strided {
+            width: w,
+            height: h,
+            y: &y,
+            y_stride: stride,
+            cb: &c,
+            cr: &c,
+            chroma_stride: 6,
+        };
+        let mut buf = I420Buf::default();
+        buf.resample_from(&src, 8, 4, YuvRange::Limited).unwrap();
+        assert_eq!(&buf.y[..8], &[0, 0, 0, 0, 255, 255, 255, 255]);
+        assert!(buf.cb.iter().all(|&v| v == 128));
+        buf.resample_from(&src, 4, 2, YuvRange::Full).unwrap();
+        assert_eq!(
+            (buf.width, buf.height, buf.y.len(), buf.cb.len()),
+            (4, 2, 8, 2)
+        );
+        assert_eq!(&buf.y[..4], &[16, 16, 235, 235]);
+        // 3 columns from 8: spans [0,2) [2,5) [5,8); the middle one mixes black and white.
+        buf.resample_from(&src, 3, 1, YuvRange::Full).unwrap();
+        assert_eq!(buf.y, [16, 89, 235]);
+        let jpeg = encode_i420(&buf.as_i420(), 80).unwrap();
+        assert_eq!(check(&jpeg).unwrap(), (3, 1));
+        assert!(buf.resample_from(&src, 16, 4, YuvRange::Full).is_err());
+        let short = I420Strided { y: &y[..20], ..src };
+        assert!(buf.resample_from(&short, 8, 4, YuvRange::Full).is_err());
+    }
+
+    #[test]
     fn wrong_buffer_sizes_are_errors() {
         assert!(encode_rgb(&[0; 10], 2, 2, 80).is_err());
         assert!(encode_rgb(&[], 0, 0, 80).is_err());
@@ -618,3 +859,6 @@ mod tests {
         }
     }
 }
+
+// ==== Raw camera pixel formats → I420 ====================================================
+//

@@ -1,17 +1,589 @@
-//! Placeholder until the rtsp source lands (being written now).
-use crate::config::StreamConfig;
-use crate::error::{Error, Result};
-use crate::shutdown::Shutdown;
+//! RTSP cameras (`rtsp://[user:pass@]host[:port]/path`) through retina: JPEG (RTP payload
+//! 26) frames are passed through untouched; H.264 is decoded with openh264 and encoded to
+//! JPEG once per frame for every viewer, only while someone watches.
+//!
+//! retina needs tokio. Every RTSP source shares one process-wide current-thread runtime
+//! whose single `rtsp-io` thread drives sockets and timers; each source thread polls its
+//! own session with [`Handle::block_on`] and a timeout, so `next` returns within
+//! [`POLL_INTERVAL`] and `open` within [`CONNECT_TIMEOUT`] (sooner on shutdown). The
+//! runtime lives as long as the process: a runtime per stream, dropped with the stream,
+//! would cut retina's background TEARDOWN short (a lesson from Moonfire NVR). Threads stay
+//! flat across reconnects: one `rtsp-io` thread, plus at most two blocking-pool threads
+//! for host name lookups.
+//!
+//! Credentials come from the URL or the stream's `username`/`password` keys (the keys
+//! win) and go to retina separately; the URL retina sees, and every message built here,
+//! carries none.
 
-pub struct RtspSource;
+use crate::config::{redact_url, StreamConfig, Transport};
+use crate::error::{Error, Result};
+use crate::frame::Frame;
+use crate::jpeg::{self, I420Buf, I420Strided, YuvRange};
+use crate::shutdown::Shutdown;
+use crate::source::{Event, Source, POLL_INTERVAL};
+use bytes::Bytes;
+use futures_lite::StreamExt as _;
+use openh264::formats::YUVSource as _;
+use retina::client::{
+    Credentials, Demuxed, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
+    UdpTransportOptions,
+};
+use retina::codec::{CodecItem, FrameFormat, VideoFrame};
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::runtime::Handle;
+use url::Url;
+
+/// DESCRIBE + SETUP + PLAY must finish within this; a camera that accepts the TCP
+/// connection and then says nothing is retried with backoff.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Consecutive H.264 decode errors after which the session is torn down and reconnected.
+const MAX_DECODE_ERRORS: u32 = 50;
+
+/// Quality of the JPEG frames made from H.264: a little above the placeholder's, since
+/// these are camera pictures that get looked at.
+const QUALITY: u8 = 85;
+
+/// The message of the stream that goes Failed on an H.265 camera.
+pub const H265_UNSUPPORTED: &str =
+    "codec H.265 not supported; configure the camera's H.264 or MJPEG stream";
+
+/// The shared runtime's handle, started on first use.
+fn runtime() -> Result<&'static Handle> {
+    static RUNTIME: OnceLock<std::result::Result<Handle, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name("rtsp-blocking")
+                .max_blocking_threads(2)
+                .build()
+                .map_err(|e| format!("cannot start the RTSP runtime: {e}"))?;
+            let handle = runtime.handle().clone();
+            std::thread::Builder::new()
+                .name("rtsp-io".into())
+                .spawn(move || runtime.block_on(std::future::pending::<()>()))
+                .map_err(|e| format!("cannot start the RTSP I/O thread: {e}"))?;
+            Ok(handle)
+        })
+        .as_ref()
+        .map_err(|e| Error::Source(e.clone()))
+}
+
+/// One RTSP camera.
+pub struct RtspSource {
+    /// The URL without credentials: what retina gets, and what messages show.
+    url: Url,
+    creds: Option<Credentials>,
+    transport: Transport,
+    /// Largest picture made from H.264 (the stream's `size`); larger ones are scaled down.
+    size_cap: Option<(u32, u32)>,
+    /// At most this many frames per second are published (the stream's `fps`).
+    rate: Option<RateCap>,
+    shutdown: Shutdown,
+    session: Option<Playing>,
+    /// Kept across reconnects: buffers sized once.
+    encoder: jpeg::Encoder,
+    scratch: I420Buf,
+}
+
+/// An open session and what its video stream needs.
+struct Playing {
+    demuxed: Pin<Box<Demuxed>>,
+    stream_i: usize,
+    h264: Option<H264>,
+}
+
+/// H.264 decoding state of one session.
+struct H264 {
+    decoder: openh264::decoder::Decoder,
+    /// False until a keyframe arrives while wanted; set false again when nobody watches,
+    /// after loss or after a decode error, so decoding always restarts at a keyframe.
+    decoding: bool,
+    errors_in_a_row: u32,
+}
+
+/// The codecs camhub takes from a camera.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Codec {
+    H264,
+    Jpeg,
+}
 
 impl RtspSource {
-    pub fn from_config(
-        _stream: &StreamConfig,
-        _shutdown: &Shutdown,
-    ) -> Result<Box<dyn super::Source>> {
-        Err(Error::Permanent(
-            "rtsp sources are not supported by this build yet".into(),
-        ))
+    /// Builds the source for `stream`; nothing connects until `open`.
+    pub fn from_config(stream: &StreamConfig, shutdown: &Shutdown) -> Result<Box<dyn Source>> {
+        let (url, creds) = split_credentials(
+            &stream.url,
+            stream.username.as_deref(),
+            stream.password.as_deref(),
+        )?;
+        Ok(Box::new(RtspSource {
+            url,
+            creds,
+            transport: stream.transport,
+            size_cap: stream.size,
+            rate: stream.fps.map(RateCap::new),
+            shutdown: shutdown.clone(),
+            session: None,
+            encoder: jpeg::Encoder::new(QUALITY),
+            scratch: I420Buf::default(),
+        }))
+    }
+
+    /// `what` failed, as a message with the redacted URL and retina's first line (its
+    /// later lines are connection dumps). Credentials never reach retina, so its text
+    /// holds none; the password is scrubbed anyway, in case a camera echoes it.
+    fn retina_error(&self, what: &str, e: &retina::Error) -> Error {
+        if e.status_code() == Some(401) {
+            let why = match self.creds {
+                Some(_) => "the camera rejected the user name or password",
+                None => {
+                    "the camera needs a user name and password (in the URL or the \
+                         stream's username/password keys)"
+                }
+            };
+            return Error::Permanent(format!("{}: unauthorized: {why}", self.url));
+        }
+        let text = e.to_string();
+        let first = text.lines().next().unwrap_or_default();
+        let mut msg = redact_url(&format!("{}: {what}: {first}", self.url));
+        if let Some(c) = &self.creds {
+            if c.password.len() >= 3 {
+                msg = msg.replace(&c.password, "***");
+            }
+        }
+        Error::Source(msg)
+    }
+
+    /// DESCRIBE, SETUP of the video stream, PLAY.
+    async fn connect(&self) -> Result<Playing> {
+        let options = SessionOptions::default()
+            .creds(self.creds.clone())
+            .user_agent(format!("camhub/{}", env!("CARGO_PKG_VERSION")));
+        let mut session = Session::describe(self.url.clone(), options)
+            .await
+            .map_err(|e| self.retina_error("DESCRIBE failed", &e))?;
+        let (stream_i, codec) = pick_video_stream(
+            session
+                .streams()
+                .iter()
+                .map(|s| (s.media(), s.encoding_name())),
+        )
+        .map_err(|why| Error::Permanent(format!("{}: {why}", self.url)))?;
+        let transport = match self.transport {
+            Transport::Tcp => retina::client::Transport::Tcp(TcpTransportOptions::default()),
+            Transport::Udp => retina::client::Transport::Udp(UdpTransportOptions::default()),
+        };
+        session
+            .setup(
+                stream_i,
+                SetupOptions::default()
+                    .transport(transport)
+                    .frame_format(FrameFormat::SIMPLE),
+            )
+            .await
+            .map_err(|e| self.retina_error("SETUP failed", &e))?;
+        let playing = session
+            .play(PlayOptions::default())
+            .await
+            .map_err(|e| self.retina_error("PLAY failed", &e))?;
+        let demuxed = playing
+            .demuxed()
+            .map_err(|e| self.retina_error("cannot depacketize", &e))?;
+        let h264 = match codec {
+            Codec::Jpeg => None,
+            Codec::H264 => Some(H264 {
+                decoder: openh264::decoder::Decoder::new()
+                    .map_err(|e| Error::Source(format!("{}: H.264 decoder: {e}", self.url)))?,
+                decoding: false,
+                errors_in_a_row: 0,
+            }),
+        };
+        Ok(Playing {
+            demuxed: Box::pin(demuxed),
+            stream_i,
+            h264,
+        })
+    }
+
+    /// Turns one received video frame into an event.
+    fn on_frame(&mut self, frame: VideoFrame, wanted: bool) -> Result<Event> {
+        let arrived = frame.end_ctx().received();
+        let Some(session) = self.session.as_mut() else {
+            return Ok(Event::Idle);
+        };
+        let Some(h264) = session.h264.as_mut() else {
+            // JPEG: passed through untouched (cheap, so also when nobody watches; a
+            // snapshot then finds a fresh frame).
+            if !self.rate.as_mut().is_none_or(|r| r.accept(arrived)) {
+                return Ok(Event::Alive);
+            }
+            let data = Bytes::from(frame.into_data());
+            return match jpeg::check(&data) {
+                Ok((width, height)) => Ok(Event::Frame(stamped(data, width, height, arrived))),
+                Err(e) => {
+                    tracing::debug!(url = %self.url, "dropping a broken JPEG frame: {e}");
+                    Ok(Event::Alive)
+                }
+            };
+        };
+
+        if !wanted {
+            h264.decoding = false;
+            return Ok(Event::Alive);
+        }
+        if !h264.decoding {
+            if !frame.is_random_access_point() {
+                return Ok(Event::Alive); // resume at the next keyframe
+            }
+            h264.decoding = true;
+        } else if frame.loss() > 0 && !frame.is_random_access_point() {
+            h264.decoding = false; // references are missing: wait for a keyframe
+            return Ok(Event::Alive);
+        }
+        let publish = self.rate.as_mut().is_none_or(|r| r.accept(arrived));
+        let picture = match h264.decoder.decode(frame.data()) {
+            Ok(Some(picture)) => picture,
+            Ok(None) => return Ok(Event::Alive),
+            Err(e) => {
+                h264.decoding = false;
+                h264.errors_in_a_row += 1;
+                if h264.errors_in_a_row >= MAX_DECODE_ERRORS {
+                    return Err(Error::Source(format!(
+                        "{}: H.264 decoding failed {MAX_DECODE_ERRORS} times in a row: {e}",
+                        self.url
+                    )));
+                }
+                tracing::debug!(url = %self.url, "H.264 decode error: {e}");
+                return Ok(Event::Alive);
+            }
+        };
+        h264.errors_in_a_row = 0;
+        if !publish {
+            return Ok(Event::Alive);
+        }
+        let (width, height) = picture.dimensions();
+        let (y_stride, chroma_stride, _) = picture.strides();
+        let src = I420Strided {
+            width: width as u32,
+            height: height as u32,
+            y: picture.y(),
+            y_stride,
+            cb: picture.u(),
+            cr: picture.v(),
+            chroma_stride,
+        };
+        let (out_w, out_h) = jpeg::fit_within((src.width, src.height), self.size_cap);
+        // Cameras and x264 send limited ("TV") range unless the SPS says otherwise.
+        self.scratch
+            .resample_from(&src, out_w, out_h, YuvRange::Limited)?;
+        let data = self.encoder.encode_i420(&self.scratch.as_i420())?;
+        Ok(Event::Frame(stamped(data, out_w, out_h, arrived)))
+    }
+
+    /// Drops the session inside the runtime, so retina can send TEARDOWN in the
+    /// background (it spawns a task on the current runtime).
+    fn drop_session(&mut self) {
+        if let Some(session) = self.session.take() {
+            match runtime() {
+                Ok(handle) => {
+                    let _guard = handle.enter();
+                    drop(session);
+                }
+                Err(_) => std::mem::forget(session), // no runtime: never opened anyway
+            }
+        }
+    }
+}
+
+impl Source for RtspSource {
+    fn open(&mut self) -> Result<()> {
+        self.drop_session();
+        if self.url.scheme() != "rtsp" {
+            return Err(Error::Permanent(format!(
+                "{}: only rtsp:// is supported (no RTSP over TLS)",
+                self.url
+            )));
+        }
+        let handle = runtime()?;
+        // retina spawns its TEARDOWN task when a session is dropped, which needs the
+        // runtime context, also when a half-done connect is abandoned here.
+        let _context = handle.enter();
+        let started = Instant::now();
+        let mut connect = Box::pin(self.connect());
+        let session = loop {
+            match handle.block_on(tokio::time::timeout(POLL_INTERVAL, &mut connect)) {
+                Ok(result) => break result?,
+                Err(_) if self.shutdown.is_triggered() => {
+                    return Err(Error::Source(format!("{}: shutting down", self.url)))
+                }
+                Err(_) if started.elapsed() >= CONNECT_TIMEOUT => {
+                    return Err(Error::Source(format!(
+                        "{}: no answer within {} s (DESCRIBE/SETUP/PLAY)",
+                        self.url,
+                        CONNECT_TIMEOUT.as_secs()
+                    )));
+                }
+                Err(_) => {}
+            }
+        };
+        drop(connect);
+        self.session = Some(session);
+        Ok(())
+    }
+
+    fn next(&mut self, wanted: bool) -> Result<Event> {
+        let handle = runtime()?;
+        // Timers (and a dropped frame's buffers) belong to the shared runtime.
+        let _context = handle.enter();
+        let deadline = tokio::time::Instant::now() + POLL_INTERVAL;
+        loop {
+            let Some(session) = self.session.as_mut() else {
+                return Err(Error::Source(format!("{}: not connected", self.url)));
+            };
+            let item = handle.block_on(tokio::time::timeout_at(
+                deadline,
+                session.demuxed.as_mut().next(),
+            ));
+            match item {
+                Err(_) => return Ok(Event::Idle),
+                Ok(None) => {
+                    return Err(Error::Source(format!(
+                        "{}: the camera closed the connection",
+                        self.url
+                    )))
+                }
+                Ok(Some(Err(e))) => return Err(self.retina_error("receiving", &e)),
+                Ok(Some(Ok(CodecItem::VideoFrame(frame))))
+                    if frame.stream_id() == session.stream_i =>
+                {
+                    return self.on_frame(frame, wanted)
+                }
+                // RTCP and anything else: not a sign the picture is alive.
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        self.drop_session();
+    }
+}
+
+impl Drop for RtspSource {
+    fn drop(&mut self) {
+        self.drop_session();
+    }
+}
+
+/// A frame stamped with when its last packet arrived from the network, so that the
+/// viewer's receive time minus `X-Timestamp` is the latency camhub adds.
+fn stamped(jpeg: Bytes, width: u32, height: u32, arrived: Instant) -> Frame {
+    let mut frame = Frame::new(jpeg, width, height);
+    let age = frame.captured_at.saturating_duration_since(arrived);
+    frame.captured_at = arrived;
+    frame.captured_wall = frame
+        .captured_wall
+        .checked_sub(age)
+        .unwrap_or(SystemTime::now());
+    frame
+}
+
+/// Splits credentials off `raw`: the URL for retina (no user info) and the credentials
+/// (the `username`/`password` keys win over the URL's, which are percent-decoded).
+fn split_credentials(
+    raw: &str,
+    username: Option<&str>,
+    password: Option<&str>,
+) -> Result<(Url, Option<Credentials>)> {
+    let mut url = Url::parse(raw)
+        .map_err(|e| Error::Permanent(format!("bad URL {}: {e}", redact_url(raw))))?;
+    let decode = |s: &str| {
+        percent_decode(s).ok_or_else(|| {
+            Error::Permanent(format!(
+                "{}: user name or password is not valid percent-encoded UTF-8",
+                redact_url(raw)
+            ))
+        })
+    };
+    let url_user = decode(url.username())?;
+    let url_password = url.password().map(decode).transpose()?;
+    let user = username.map(str::to_string).unwrap_or(url_user);
+    let pass = password
+        .map(str::to_string)
+        .or(url_password)
+        .unwrap_or_default();
+    let creds = (!user.is_empty() || !pass.is_empty()).then_some(Credentials {
+        username: user,
+        password: pass,
+    });
+    // Only fails for URLs that cannot have a host, which check_url already refused.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    Ok((url, creds))
+}
+
+/// Decodes `%XX` escapes; None when they do not make UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Chooses the stream to play from DESCRIBE's `(media, encoding)` list: the first video
+/// stream camhub can show, else a reason it cannot show any.
+fn pick_video_stream<'a>(
+    streams: impl Iterator<Item = (&'a str, &'a str)>,
+) -> std::result::Result<(usize, Codec), String> {
+    let mut first_unsupported = None;
+    for (i, (media, encoding)) in streams.enumerate() {
+        let encoding = encoding.to_ascii_lowercase();
+        match (media, encoding.as_str()) {
+            ("video", "h264") => return Ok((i, Codec::H264)),
+            ("video" | "image", "jpeg") => return Ok((i, Codec::Jpeg)),
+            ("video", _) if first_unsupported.is_none() => first_unsupported = Some(encoding),
+            _ => {}
+        }
+    }
+    Err(match first_unsupported.as_deref() {
+        Some("h265") => H265_UNSUPPORTED.to_string(),
+        Some(other) => format!(
+            "codec {} not supported; configure the camera's H.264 or MJPEG stream",
+            other.to_ascii_uppercase()
+        ),
+        None => "the camera offers no video stream at this URL".to_string(),
+    })
+}
+
+/// Publishes at most `fps` frames per second from a faster camera, evenly: a frame is
+/// taken when it is (nearly) due, and the next one is due one interval later.
+#[derive(Debug)]
+struct RateCap {
+    interval: Duration,
+    next_due: Option<Instant>,
+}
+
+impl RateCap {
+    fn new(fps: u32) -> RateCap {
+        RateCap {
+            interval: Duration::from_secs(1) / fps.max(1),
+            next_due: None,
+        }
+    }
+
+    /// True if a frame arriving at `at` should be published.
+    fn accept(&mut self, at: Instant) -> bool {
+        // A quarter interval early still counts, so camera jitter does not halve the rate.
+        let slack = self.interval / 4;
+        if let Some(due) = self.next_due {
+            if at + slack < due {
+                return false;
+            }
+            let next = due + self.interval;
+            self.next_due = Some(if next + slack < at { at } else { next });
+        } else {
+            self.next_due = Some(at + self.interval);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url_and_keys_win() {
+        let (url, creds) =
+            split_credentials("rtsp://ad%40min:p%3Ass@cam:8554/s1", None, None).unwrap();
+        assert_eq!(url.as_str(), "rtsp://cam:8554/s1");
+        let creds = creds.unwrap();
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("ad@min", "p:ss")
+        );
+
+        let (url, creds) =
+            split_credentials("rtsp://u:old@cam/s1", Some("admin"), Some("new")).unwrap();
+        assert_eq!(url.as_str(), "rtsp://cam/s1");
+        let creds = creds.unwrap();
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("admin", "new")
+        );
+
+        let (_, creds) = split_credentials("rtsp://cam/s1", None, None).unwrap();
+        assert!(creds.is_none());
+        assert!(split_credentials("rtsp://u:%ff@cam/", None, None).is_err());
+    }
+
+    #[test]
+    fn percent_decoding_handles_edges() {
+        assert_eq!(percent_decode("a%20b").as_deref(), Some("a b"));
+        assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
+        assert_eq!(percent_decode("%4").as_deref(), Some("%4"));
+        assert_eq!(percent_decode("%zz"), None);
+    }
+
+    #[test]
+    fn video_stream_choice_and_refusals() {
+        let pick = |s: &[(&'static str, &'static str)]| pick_video_stream(s.iter().copied());
+        assert_eq!(
+            pick(&[("audio", "mpeg4-generic"), ("video", "h264")]),
+            Ok((1, Codec::H264))
+        );
+        assert_eq!(pick(&[("video", "jpeg")]), Ok((0, Codec::Jpeg)));
+        assert_eq!(
+            pick(&[("video", "h265"), ("video", "h264")]),
+            Ok((1, Codec::H264))
+        );
+        assert_eq!(
+            pick(&[("video", "h265")]),
+            Err(H265_UNSUPPORTED.to_string())
+        );
+        let vp8 = pick(&[("video", "vp8")]).unwrap_err();
+        assert!(vp8.contains("codec VP8 not supported"), "{vp8}");
+        let none = pick(&[("audio", "pcmu")]).unwrap_err();
+        assert!(none.contains("no video stream"), "{none}");
+    }
+
+    #[test]
+    fn rate_cap_keeps_an_even_lower_rate() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // A 15 fps camera (every 66.7 ms) capped at 10 fps.
+        let mut cap = RateCap::new(10);
+        let taken = (0..150u64)
+            .filter(|&i| cap.accept(ms(i * 1000 / 15)))
+            .count();
+        assert!((95..=105).contains(&taken), "{taken} of 150 frames in 10 s");
+        // Below the cap, every frame passes, even with jitter.
+        let mut cap = RateCap::new(30);
+        assert!((0..100u64).all(|i| cap.accept(ms(i * 40 + (i % 3) * 5))));
+    }
+
+    #[test]
+    fn frames_are_stamped_with_their_arrival() {
+        let arrived = Instant::now() - Duration::from_millis(300);
+        let frame = stamped(Bytes::from_static(b"x"), 1, 1, arrived);
+        assert_eq!(frame.captured_at, arrived);
+        let age = SystemTime::now()
+            .duration_since(frame.captured_wall)
+            .unwrap();
+        assert!(age >= Duration::from_millis(300) && age < Duration::from_secs(5));
     }
 }

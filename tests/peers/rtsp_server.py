@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""A real RTSP server for camhub's tests: GStreamer's RTSP server (GstRtspServer via gi).
+
+Usage: rtsp_server.py --port PORT [--auth none|basic|digest] [--user U] [--password P]
+
+Mounts on 127.0.0.1:PORT:
+  /h264   640x480@15 H.264 (x264, zerolatency, keyframe every 15 frames)
+  /mjpeg  640x480@15 JPEG (RTP payload 26, RFC 2435)
+  /h265   640x480@15 H.265 (x265), which camhub must refuse with a clear reason
+With --auth basic|digest every mount needs the user name and password.
+
+Prints "ready rtsp://127.0.0.1:PORT" on stdout once listening; exits cleanly on SIGTERM
+or SIGINT. The port is chosen by the caller so a test can kill the server and start a new
+one on the same port.
+Run with Debian's /usr/bin/python3 (it has gi).
+"""
+
+import argparse
+import signal
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+# timeoverlay (pango plugin, package gstreamer1.0-x) stamps the time on each picture;
+# without it, the moving ball pattern still makes every frame different.
+SOURCE = "videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=640,height=480,framerate=15/1"
+
+ENCODERS = {
+    "h264": "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15"
+    " ! rtph264pay name=pay0 pt=96 config-interval=1",
+    "mjpeg": "jpegenc ! rtpjpegpay name=pay0 pt=26",
+    "h265": "x265enc tune=zerolatency speed-preset=ultrafast key-int-max=15"
+    " ! rtph265pay name=pay0 pt=96 config-interval=1",
+}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--auth", choices=["none", "basic", "digest"], default="none")
+    parser.add_argument("--user", default="user")
+    parser.add_argument("--password", default="secret")
+    args = parser.parse_args()
+
+    Gst.init(None)
+    overlay = " ! timeoverlay" if Gst.ElementFactory.find("timeoverlay") else ""
+
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+
+    if args.auth != "none":
+        auth = GstRtspServer.RTSPAuth()
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", "user")
+        if args.auth == "basic":
+            auth.add_basic(GstRtspServer.RTSPAuth.make_basic(args.user, args.password), token)
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+        else:
+            auth.add_digest(args.user, args.password, token)
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        server.set_auth(auth)
+
+    mounts = server.get_mount_points()
+    for name, encoder in ENCODERS.items():
+        factory = GstRtspServer.RTSPMediaFactory()
+        factory.set_launch(f"( {SOURCE}{overlay} ! {encoder} )")
+        factory.set_shared(True)
+        if args.auth != "none":
+            role = Gst.Structure.from_string(
+                "user, media.factory.access=(boolean)true, "
+                "media.factory.construct=(boolean)true"
+            )[0]
+            factory.add_role_from_structure(role)
+        mounts.add_factory(f"/{name}", factory)
+
+    if server.attach(None) == 0:
+        print(f"cannot listen on 127.0.0.1:{args.port}", file=sys.stderr)
+        sys.exit(1)
+
+    loop = GLib.MainLoop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, sig, loop.quit)
+    print(f"ready rtsp://127.0.0.1:{args.port}", flush=True)
+    loop.run()
+
+
+if __name__ == "__main__":
+    main()
