@@ -678,8 +678,8 @@ fn boundary_param(params: &str) -> Option<String> {
     })
 }
 
-/// Where decoded body bytes go.
-trait Sink {
+/// Where decoded body bytes go (also how the exec source feeds [`Multipart`]).
+pub(crate) trait Sink {
     fn feed(&mut self, data: &[u8]) -> Result<()>;
 }
 

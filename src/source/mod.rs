@@ -4,6 +4,7 @@
 //! A source never decides about retries, stalls or placeholders: it opens, yields events
 //! and reports errors; `supervise.rs` owns everything around that.
 
+pub mod exec;
 pub mod http_mjpeg;
 pub mod pattern;
 pub mod rtsp;
@@ -50,9 +51,9 @@ pub fn build(stream: &StreamConfig, shutdown: &Shutdown) -> Result<Box<dyn Sourc
         SourceKind::Pattern => Ok(Box::new(pattern::PatternSource::from_config(stream)?)),
         SourceKind::Rtsp => rtsp::RtspSource::from_config(stream, shutdown),
         SourceKind::HttpMjpeg => http_mjpeg::HttpMjpegSource::from_config(stream, shutdown),
-        other => Err(Error::Permanent(format!(
-            "{} sources are not supported by this build yet",
-            other.as_str()
-        ))),
+        SourceKind::Exec => exec::ExecSource::from_config(stream, shutdown),
+        SourceKind::V4l2 => Err(Error::Permanent(
+            "v4l2 sources are not supported by this build yet".into(),
+        )),
     }
 }
