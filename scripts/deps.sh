@@ -47,6 +47,12 @@ APT_PACKAGES=(
     # Browser test (tests/browser.rs): headless Chromium driven over DevTools.
     chromium                     # headless browser test (~300 MB; slowest install here)
     python3-websocket            # DevTools protocol client (tests/peers/cdp.py)
+    # Real V4L2 (scripts/vm/vivid-test.sh): Debian's arm64 kernel + vivid in a VM. The
+    # kernel and busybox-static:arm64 are fetched by that script (apt-get download), not here.
+    qemu-system-arm              # qemu-system-aarch64 -M virt (user-mode net, restrict=on)
+    kmod                         # depmod/modprobe -D: module dependencies of vivid
+    cpio                         # packs the guest initramfs
+    xz-utils                     # unpacks .ko.xz modules (kernels that compress them)
 )
 
 # Rust targets and components the build needs.

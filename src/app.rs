@@ -45,7 +45,7 @@ impl App {
 
         let hub = Arc::new(Hub::new(&config.streams));
         let mut threads = Vec::new();
-        for (stream_config, stream) in config.streams.iter().zip(hub.streams()) {
+        for (stream_config, stream) in config.streams.iter().zip(hub.streams().iter()) {
             tracing::info!(
                 stream = %stream.id,
                 kind = stream.kind,
@@ -54,6 +54,13 @@ impl App {
             );
             let thread = supervise::spawn(stream_config.clone(), stream.clone(), shutdown.clone())
                 .map_err(|e| Error::io(format!("spawning thread for stream {}", stream.id), e))?;
+            threads.push(thread);
+        }
+
+        if config.discover {
+            // Nothing configured: cameras plugged in while running are added as well.
+            let thread = crate::discover::spawn_hotplug(hub.clone(), shutdown.clone())
+                .map_err(|e| Error::io("spawning the camera discovery thread", e))?;
             threads.push(thread);
         }
 

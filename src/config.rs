@@ -48,6 +48,11 @@ pub struct Cli {
     /// Validate the configuration, print a summary and exit (0 valid, 1 invalid).
     #[arg(long)]
     pub check_config: bool,
+
+    /// List local V4L2 devices (cameras and skipped nodes) with their formats and sizes,
+    /// then exit.
+    #[arg(long)]
+    pub list_devices: bool,
 }
 
 /// The validated configuration everything else runs from.
@@ -71,6 +76,9 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     /// The file the config came from, if any (for the summary and logs).
     pub file: Option<PathBuf>,
+    /// No streams were configured: `streams` are the local cameras found at startup (or
+    /// the test pattern), and cameras plugged in later are added while running.
+    pub discover: bool,
 }
 
 /// Status LEDs that are not tied to one stream.
@@ -295,7 +303,11 @@ impl Config {
             config.streams = streams;
         }
         if config.streams.is_empty() {
-            config.streams.push(default_pattern_stream());
+            config.discover = true;
+            config.streams = crate::discover::startup_streams();
+            if config.streams.is_empty() {
+                config.streams.push(default_pattern_stream());
+            }
         }
         Ok(config)
     }
@@ -476,6 +488,7 @@ impl Config {
             max_viewers,
             streams,
             file: path.map(Path::to_path_buf),
+            discover: false,
         })
     }
 
@@ -787,6 +800,7 @@ enabled = false
             sources: vec!["a=pattern:?fps=5".into(), "b=rtsp://u:p@h/s".into()],
             name: Some("shed".into()),
             check_config: false,
+            list_devices: false,
         };
         let c = Config::load(&cli).unwrap();
         assert_eq!(c.listen.port(), 0);
@@ -827,14 +841,25 @@ enabled = false
     }
 
     #[test]
-    fn no_streams_means_a_test_pattern() {
+    fn no_streams_means_local_cameras_else_a_test_pattern() {
         let c = Config::load(&Cli {
             config: Some(tempfile::NamedTempFile::new().unwrap().path().to_path_buf()),
             ..Cli::default()
         })
         .unwrap();
-        assert_eq!(c.streams.len(), 1);
-        assert_eq!(c.streams[0].kind, SourceKind::Pattern);
+        assert!(c.discover, "cameras plugged in later are added");
+        if crate::discover::startup_streams().is_empty() {
+            assert_eq!(c.streams.len(), 1);
+            assert_eq!(c.streams[0].kind, SourceKind::Pattern);
+        } else {
+            assert!(c.streams.iter().all(|s| s.kind == SourceKind::V4l2));
+        }
+        let configured = Config::load(&Cli {
+            sources: vec!["a=pattern:".into()],
+            ..Cli::default()
+        })
+        .unwrap();
+        assert!(!configured.discover);
     }
 
     #[test]

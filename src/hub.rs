@@ -7,12 +7,14 @@ use crate::frame::Frame;
 use crate::supervise::{State, Status};
 use event_listener::Event;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-/// All streams, in configuration order.
+/// All streams, in configuration order (cameras plugged in later at the end).
 pub struct Hub {
-    streams: Vec<Arc<Stream>>,
+    /// Replaced whole when a camera is plugged in, so readers get a consistent snapshot
+    /// with one `Arc` clone and never hold the lock while they work.
+    streams: RwLock<Arc<[Arc<Stream>]>>,
     /// Open HTTP connections (for /metrics and the connection cap).
     pub connections: AtomicUsize,
 }
@@ -20,22 +22,40 @@ pub struct Hub {
 impl Hub {
     pub fn new(configs: &[StreamConfig]) -> Hub {
         Hub {
-            streams: configs.iter().map(|c| Arc::new(Stream::new(c))).collect(),
+            streams: RwLock::new(configs.iter().map(|c| Arc::new(Stream::new(c))).collect()),
             connections: AtomicUsize::new(0),
         }
     }
 
-    pub fn streams(&self) -> &[Arc<Stream>] {
-        &self.streams
+    /// Every stream, as of now.
+    pub fn streams(&self) -> Arc<[Arc<Stream>]> {
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Adds a stream at runtime (a camera plugged in; see `discover.rs`). Returns `None`
+    /// if the id is taken. The caller starts its source.
+    pub fn add(&self, config: &StreamConfig) -> Option<Arc<Stream>> {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if streams.iter().any(|s| s.id == config.id) {
+            return None;
+        }
+        let stream = Arc::new(Stream::new(config));
+        let mut list = streams.to_vec();
+        list.push(stream.clone());
+        *streams = list.into();
+        Some(stream)
     }
 
     /// Viewers of all streams together.
     pub fn viewers_total(&self) -> usize {
-        self.streams.iter().map(|s| s.viewers()).sum()
+        self.streams().iter().map(|s| s.viewers()).sum()
     }
 
-    pub fn get(&self, id: &str) -> Option<&Arc<Stream>> {
-        self.streams.iter().find(|s| s.id == id)
+    pub fn get(&self, id: &str) -> Option<Arc<Stream>> {
+        self.streams().iter().find(|s| s.id == id).cloned()
     }
 }
 
@@ -327,6 +347,23 @@ mod tests {
         let fps = m.current(t0 + Duration::from_secs(2));
         assert!((fps - 10.0).abs() < 0.5, "{fps}");
         assert_eq!(m.current(t0 + Duration::from_secs(10)), 0.0);
+    }
+
+    #[test]
+    fn streams_can_be_added_at_runtime() {
+        let hub = Hub::new(&[StreamConfig::new("a", "pattern:").unwrap()]);
+        let before = hub.streams();
+        let b = hub
+            .add(&StreamConfig::new("b", "pattern:").unwrap())
+            .unwrap();
+        assert!(hub
+            .add(&StreamConfig::new("a", "pattern:").unwrap())
+            .is_none());
+        assert_eq!(before.len(), 1, "earlier snapshots stay valid");
+        let now = hub.streams();
+        let ids: Vec<&str> = now.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert!(Arc::ptr_eq(&hub.get("b").unwrap(), &b));
     }
 
     #[test]

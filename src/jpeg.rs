@@ -862,3 +862,217 @@ mod tests {
 
 // ==== Raw camera pixel formats → I420 ====================================================
 //
+
+// Appended for the V4L2 source (src/source/v4l2.rs), kept apart from the code above: these
+// functions turn what USB/CSI cameras deliver without compression (packed YUYV/UYVY 4:2:2,
+// semi-planar NV12, planar YU12) into a tightly packed full-range [`I420Buf`] for
+// [`Encoder::encode_i420`]. One pass over the pixels, no allocation once the buffer has
+// the right size.
+
+/// Byte order of a packed 4:2:2 picture: two pixels share one Cb and one Cr sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Packed422 {
+    /// Y0 Cb Y1 Cr (V4L2 `YUYV`, the format every UVC camera offers).
+    Yuyv,
+    /// Cb Y0 Cr Y1 (V4L2 `UYVY`).
+    Uyvy,
+}
+
+impl I420Buf {
+    /// Sizes the planes for `width × height` (reusing their allocations).
+    fn reset_for(&mut self, width: u32, height: u32) -> Result<(usize, usize)> {
+        check_size(width, height)?;
+        let (cw, ch) = I420::chroma_size(width, height);
+        self.width = width;
+        self.height = height;
+        self.y.resize(width as usize * height as usize, 0);
+        self.cb.resize(cw as usize * ch as usize, 0);
+        self.cr.resize(cw as usize * ch as usize, 0);
+        Ok((cw as usize, ch as usize))
+    }
+
+    /// Fills this buffer from a packed 4:2:2 picture whose rows are `stride` bytes apart.
+    /// Chroma of each 2×2 block is the average of its two rows; `range` is converted to
+    /// JFIF's full range.
+    pub fn from_packed_422(
+        &mut self,
+        src: &[u8],
+        width: u32,
+        height: u32,
+        stride: usize,
+        order: Packed422,
+        range: YuvRange,
+    ) -> Result<()> {
+        let (cw, _) = self.reset_for(width, height)?;
+        let (w, h) = (width as usize, height as usize);
+        let row_len = w.div_ceil(2) * 4;
+        if stride < row_len || src.len() < (h - 1) * stride + row_len {
+            return Err(Error::Jpeg(format!(
+                "4:2:2 buffer too short for {width}x{height} with stride {stride}: {} bytes",
+                src.len()
+            )));
+        }
+        let (y_at, cb_at, cr_at) = match order {
+            Packed422::Yuyv => ([0, 2], 1, 3),
+            Packed422::Uyvy => ([1, 3], 0, 2),
+        };
+        let (luma_lut, chroma_lut) = range_luts(range);
+        for row in 0..h {
+            let line = &src[row * stride..row * stride + row_len];
+            let out = &mut self.y[row * w..(row + 1) * w];
+            for (x, px) in out.iter_mut().enumerate() {
+                *px = luma_lut[usize::from(line[(x / 2) * 4 + y_at[x % 2]])];
+            }
+        }
+        for crow in 0..h.div_ceil(2) {
+            let top = &src[2 * crow * stride..];
+            // An odd last row has no partner: use it twice.
+            let bottom = &src[(2 * crow + 1).min(h - 1) * stride..];
+            for cx in 0..cw {
+                let avg = |at: usize| {
+                    let sum = u16::from(top[cx * 4 + at]) + u16::from(bottom[cx * 4 + at]);
+                    chroma_lut[usize::from(sum.div_ceil(2) as u8)]
+                };
+                self.cb[crow * cw + cx] = avg(cb_at);
+                self.cr[crow * cw + cx] = avg(cr_at);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills this buffer from NV12: a luma plane of rows `stride` bytes apart, followed
+    /// (at `stride × height`) by one plane of interleaved Cb Cr pairs with the same stride.
+    pub fn from_nv12(
+        &mut self,
+        src: &[u8],
+        width: u32,
+        height: u32,
+        stride: usize,
+        range: YuvRange,
+    ) -> Result<()> {
+        let (cw, ch) = self.reset_for(width, height)?;
+        let (w, h) = (width as usize, height as usize);
+        let chroma_start = stride * h;
+        if stride < cw * 2 || stride < w || src.len() < chroma_start + (ch - 1) * stride + cw * 2 {
+            return Err(Error::Jpeg(format!(
+                "NV12 buffer too short for {width}x{height} with stride {stride}: {} bytes",
+                src.len()
+            )));
+        }
+        let (luma_lut, chroma_lut) = range_luts(range);
+        for row in 0..h {
+            let line = &src[row * stride..row * stride + w];
+            for (out, &v) in self.y[row * w..(row + 1) * w].iter_mut().zip(line) {
+                *out = luma_lut[usize::from(v)];
+            }
+        }
+        for crow in 0..ch {
+            let line = &src[chroma_start + crow * stride..chroma_start + crow * stride + cw * 2];
+            for (cx, pair) in line.chunks_exact(2).enumerate() {
+                self.cb[crow * cw + cx] = chroma_lut[usize::from(pair[0])];
+                self.cr[crow * cw + cx] = chroma_lut[usize::from(pair[1])];
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills this buffer from YU12 (planar I420 as V4L2 lays it out in one buffer: luma
+    /// rows `stride` bytes apart, then Cb and Cr planes with rows `stride / 2` apart).
+    pub fn from_yu12(
+        &mut self,
+        src: &[u8],
+        width: u32,
+        height: u32,
+        stride: usize,
+        range: YuvRange,
+    ) -> Result<()> {
+        let (_, src_ch) = I420::chroma_size(width, height);
+        let chroma_stride = stride.div_ceil(2);
+        let cb_start = stride * height as usize;
+        let cr_start = cb_start + chroma_stride * src_ch as usize;
+        let planes = I420Strided {
+            width,
+            height,
+            y: src.get(..cb_start).unwrap_or_default(),
+            y_stride: stride,
+            cb: src.get(cb_start..cr_start).unwrap_or_default(),
+            cr: src.get(cr_start..).unwrap_or_default(),
+            chroma_stride,
+        };
+        self.resample_from(&planes, width, height, range)
+    }
+}
+
+#[cfg(test)]
+mod raw_tests {
+    use super::*;
+
+    /// Limited-range values whose full-range equivalents are exact: 16→0, 235→255,
+    /// 128→128, 240→255.
+    #[test]
+    fn yuyv_to_i420_splits_planes_averages_chroma_and_expands_range() {
+        // 4×2 picture: row 0 = Y 16 235 | 16 235, Cb/Cr differ per row to test averaging.
+        #[rustfmt::skip]
+        let src = [
+            16, 100, 235, 200,   16, 128, 235, 128,  0xEE, 0xEE, // 2 bytes row padding
+            16, 110, 235, 210,   235, 128, 16, 128,  0xEE, 0xEE,
+        ];
+        let mut buf = I420Buf::default();
+        buf.from_packed_422(&src, 4, 2, 10, Packed422::Yuyv, YuvRange::Full)
+            .unwrap();
+        assert_eq!(buf.y, [16, 235, 16, 235, 16, 235, 235, 16]);
+        assert_eq!(buf.cb, [105, 128]);
+        assert_eq!(buf.cr, [205, 128]);
+
+        buf.from_packed_422(&src, 4, 2, 10, Packed422::Yuyv, YuvRange::Limited)
+            .unwrap();
+        assert_eq!(buf.y, [0, 255, 0, 255, 0, 255, 255, 0]);
+        assert_eq!(buf.cb[1], 128);
+        let jpeg = encode_i420(&buf.as_i420(), 90).unwrap();
+        assert_eq!(check(&jpeg).unwrap(), (4, 2));
+    }
+
+    #[test]
+    fn uyvy_and_odd_sizes() {
+        // 3×3 picture (odd both ways): 2 pixel pairs per row, last row unpaired.
+        let row = [50, 10, 60, 20, 51, 11, 61, 21];
+        let src: Vec<u8> = row.iter().chain(&row).chain(&row).copied().collect();
+        let mut buf = I420Buf::default();
+        buf.from_packed_422(&src, 3, 3, 8, Packed422::Uyvy, YuvRange::Full)
+            .unwrap();
+        assert_eq!(buf.y, [10, 20, 11, 10, 20, 11, 10, 20, 11]);
+        assert_eq!(buf.cb, [50, 51, 50, 51]);
+        assert_eq!(buf.cr, [60, 61, 60, 61]);
+    }
+
+    #[test]
+    fn nv12_and_yu12() {
+        // 2×2 with stride 4: Y plane then one CbCr pair.
+        let nv12 = [1, 2, 0, 0, 3, 4, 0, 0, 70, 80, 0, 0];
+        let mut buf = I420Buf::default();
+        buf.from_nv12(&nv12, 2, 2, 4, YuvRange::Full).unwrap();
+        assert_eq!(
+            (buf.y.as_slice(), buf.cb.as_slice(), buf.cr.as_slice()),
+            (&[1, 2, 3, 4][..], &[70][..], &[80][..])
+        );
+        let yu12 = [1, 2, 0, 0, 3, 4, 0, 0, 70, 0, 80, 0];
+        buf.from_yu12(&yu12, 2, 2, 4, YuvRange::Full).unwrap();
+        assert_eq!(
+            (buf.y.as_slice(), buf.cb.as_slice(), buf.cr.as_slice()),
+            (&[1, 2, 3, 4][..], &[70][..], &[80][..])
+        );
+    }
+
+    #[test]
+    fn short_raw_buffers_are_errors_not_panics() {
+        let mut buf = I420Buf::default();
+        assert!(buf
+            .from_packed_422(&[0; 15], 4, 2, 8, Packed422::Yuyv, YuvRange::Full)
+            .is_err());
+        assert!(buf.from_nv12(&[0; 5], 2, 2, 2, YuvRange::Full).is_err());
+        assert!(buf.from_yu12(&[0; 5], 2, 2, 2, YuvRange::Full).is_err());
+        assert!(buf
+            .from_packed_422(&[0; 16], 4, 2, 2, Packed422::Yuyv, YuvRange::Full)
+            .is_err());
+    }
+}

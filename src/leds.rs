@@ -345,7 +345,7 @@ impl Leds {
         };
         add(config.system, Role::System);
         add(config.viewers, Role::Viewers);
-        for stream in hub.streams() {
+        for stream in hub.streams().iter() {
             add(stream.led, Role::Stream(stream.clone()));
         }
         Leds {

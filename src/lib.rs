@@ -6,6 +6,7 @@
 //! - [`hub`]: per-stream latest-frame slot, viewers awaiting the next frame, counters.
 //! - [`supervise`]: the state machine, stall watchdog and backoff around any source.
 //! - [`source`]: the `Source` trait and one module per kind of camera.
+//! - [`discover`]: finding local V4L2 cameras at startup and when they are plugged in.
 //! - [`jpeg`] and [`draw`]: JPEG encoding/checks and the text drawn into test patterns
 //!   and OFFLINE placeholders.
 //! - [`http`]: the HTTP server (hyper on smol): MJPEG, snapshots, API, page.
@@ -17,6 +18,7 @@
 
 pub mod app;
 pub mod config;
+pub mod discover;
 pub mod draw;
 pub mod error;
 pub mod frame;

@@ -703,7 +703,7 @@ mod tests {
         let stream = hub.get("cam").unwrap();
         run(
             Err(Error::Permanent("rtsp sources are not supported".into())),
-            stream,
+            &stream,
             &Shutdown::new(),
             &SystemClock,
             Backoff::default(),

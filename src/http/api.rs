@@ -35,9 +35,8 @@ pub struct StreamInfo<'a> {
 
 pub fn streams(ctx: &Ctx) -> Response<Body> {
     let now = Instant::now();
-    let infos: Vec<StreamInfo> = ctx
-        .hub
-        .streams()
+    let streams = ctx.hub.streams();
+    let infos: Vec<StreamInfo> = streams
         .iter()
         .map(|s| {
             let status = s.status();
@@ -103,7 +102,7 @@ pub fn metrics(ctx: &Ctx) -> Response<Body> {
     let mut family =
         |name: &str, kind: &str, help: &str, value: &dyn Fn(&crate::hub::Stream) -> f64| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for s in streams {
+            for s in streams.iter() {
                 let _ = writeln!(out, "{name}{{stream=\"{}\"}} {}", s.id, value(s));
             }
         };
@@ -142,7 +141,7 @@ pub fn metrics(ctx: &Ctx) -> Response<Body> {
         out,
         "# HELP camhub_stream_state Current state of the stream (1 for the current one).\n# TYPE camhub_stream_state gauge"
     );
-    for s in streams {
+    for s in streams.iter() {
         let current = s.status().state.as_str();
         for state in crate::supervise::State::NAMES {
             let _ = writeln!(

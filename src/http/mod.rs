@@ -159,14 +159,14 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             Some(action) => {
                 let stream = match query_value(query, "id") {
                     Some(id) => ctx.hub.get(&id),
-                    None => ctx.hub.streams().first(),
+                    None => ctx.hub.streams().first().cloned(),
                 };
                 match (action, stream) {
                     (_, None) => not_found("no such stream\n"),
                     ("stream", Some(s)) => {
-                        mjpeg::respond(s, query, head, ctx.hub.viewers_total() >= ctx.max_viewers)
+                        mjpeg::respond(&s, query, head, ctx.hub.viewers_total() >= ctx.max_viewers)
                     }
-                    ("snapshot", Some(s)) => snapshot(s).await,
+                    ("snapshot", Some(s)) => snapshot(&s).await,
                     _ => text(
                         StatusCode::BAD_REQUEST,
                         "action must be stream or snapshot\n",
@@ -176,11 +176,11 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             None => page::respond(ctx),
         },
         ["stream", id] => match ctx.hub.get(id) {
-            Some(s) => mjpeg::respond(s, query, head, ctx.hub.viewers_total() >= ctx.max_viewers),
+            Some(s) => mjpeg::respond(&s, query, head, ctx.hub.viewers_total() >= ctx.max_viewers),
             None => not_found("no such stream\n"),
         },
         ["snapshot", id] => match ctx.hub.get(id) {
-            Some(s) => snapshot(s).await,
+            Some(s) => snapshot(&s).await,
             None => not_found("no such stream\n"),
         },
         ["mux"] => mux::respond(ctx, query, head),

@@ -74,8 +74,8 @@ pub fn respond(ctx: &Ctx, query: &str, head: bool) -> Response<Body> {
         Some(ids) => {
             for id in ids.split(',').filter(|id| !id.is_empty()) {
                 match ctx.hub.get(id) {
-                    Some(s) if streams.iter().any(|t| Arc::ptr_eq(t, s)) => {}
-                    Some(s) => streams.push(s.clone()),
+                    Some(s) if streams.iter().any(|t| Arc::ptr_eq(t, &s)) => {}
+                    Some(s) => streams.push(s),
                     None => return super::not_found("no such stream\n"),
                 }
             }

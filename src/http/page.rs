@@ -20,7 +20,7 @@ const JS: &str = include_str!("page.js");
 pub fn respond(ctx: &Ctx) -> Response<Body> {
     let title = escape(&ctx.name);
     let mut tiles = String::new();
-    for s in ctx.hub.streams() {
+    for s in ctx.hub.streams().iter() {
         tile(&mut tiles, s);
     }
     if tiles.is_empty() {

@@ -347,7 +347,10 @@ fn stop(child: &mut Child, status: Option<ExitStatus>) {
 
 /// Sends `signal` to every process in group `pgid` (the shell and its pipeline).
 fn signal_group(pgid: u32, signal: rustix::process::Signal) {
-    let Some(pid) = i32::try_from(pgid).ok().and_then(rustix::process::Pid::from_raw) else {
+    let Some(pid) = i32::try_from(pgid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return;
     };
     // ESRCH (the group is already gone) is the normal case after a clean exit.

@@ -8,9 +8,10 @@ pub mod exec;
 pub mod http_mjpeg;
 pub mod pattern;
 pub mod rtsp;
+pub mod v4l2;
 
 use crate::config::{SourceKind, StreamConfig};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::frame::Frame;
 use crate::shutdown::Shutdown;
 
@@ -51,9 +52,7 @@ pub fn build(stream: &StreamConfig, shutdown: &Shutdown) -> Result<Box<dyn Sourc
         SourceKind::Pattern => Ok(Box::new(pattern::PatternSource::from_config(stream)?)),
         SourceKind::Rtsp => rtsp::RtspSource::from_config(stream, shutdown),
         SourceKind::HttpMjpeg => http_mjpeg::HttpMjpegSource::from_config(stream, shutdown),
+        SourceKind::V4l2 => Ok(Box::new(v4l2::V4l2Source::from_config(stream)?)),
         SourceKind::Exec => exec::ExecSource::from_config(stream, shutdown),
-        SourceKind::V4l2 => Err(Error::Permanent(
-            "v4l2 sources are not supported by this build yet".into(),
-        )),
     }
 }
