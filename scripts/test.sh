@@ -9,7 +9,9 @@
 #                 plain `cargo test --locked` when cargo-nextest is not installed
 #   5. aarch64    cargo build --release --locked --target aarch64-unknown-linux-gnu
 #   6. smoke      scripts/smoke-aarch64.sh on that binary under qemu-aarch64
-#   7. package    scripts/package-check.sh: systemd unit verifies, arm64 .deb contents
+#   7. vm         scripts/vm/vivid-test.sh: real V4L2 (vivid) in qemu-system-aarch64,
+#                 auto-discovery, YUYV -> JPEG, unplug/replug, hot-plug
+#   8. package    scripts/package-check.sh: systemd unit verifies, arm64 .deb contents
 #
 # Runs from any cwd, needs no terminal or stdin. Network: tests talk to 127.0.0.1 only.
 # Env: CAMHUB_SKIP_DEPS=1      skip section 1 (e.g. a prepared CI image)
@@ -26,7 +28,7 @@ if [[ -d ${CARGO_HOME:-$HOME/.cargo}/bin ]]; then
 fi
 
 TARGET=aarch64-unknown-linux-gnu
-TOTAL_STEPS=7
+TOTAL_STEPS=8
 STEP=0
 CURRENT=""
 STEP_T0=0
@@ -118,7 +120,12 @@ begin "aarch64 smoke"
 bash scripts/smoke-aarch64.sh --bin "$BIN"
 end
 
-# ---- 7. Pi package: systemd unit and .deb --------------------------------------------
+# ---- 7. real V4L2 in a VM -------------------------------------------------------------
+begin vm
+bash scripts/vm/vivid-test.sh --no-build --bin "$BIN"
+end
+
+# ---- 8. Pi package: systemd unit and .deb --------------------------------------------
 begin package
 bash scripts/package-check.sh --target "$TARGET"
 end
