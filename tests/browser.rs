@@ -521,6 +521,13 @@ fn snapshot_fallback_boxes_view_and_page_without_javascript() {
     })
     .expect("back to the grid");
 
+    // A camera plugged in later (discovery adds it to the hub) gets a tile by itself.
+    app.hub()
+        .add(&camhub::config::StreamConfig::new("plugged", "pattern:").unwrap())
+        .expect("new id");
+    eventually(WAIT, || b.tiles().contains_key("plugged").then_some(()))
+        .expect("the grid shows a camera plugged in after the page loaded");
+
     // Without JavaScript: tiles are links to the streams and show snapshots.
     b.call(
         "Emulation.setScriptExecutionDisabled",

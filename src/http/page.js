@@ -209,6 +209,12 @@
     return m;
   }
   function render(list) {
+    // A camera plugged in since the page loaded: rebuild the grid (the server renders the
+    // tiles), but never pull the full-screen view away from the user.
+    if (view === 'grid' && list.some(function (s) { return !tiles.has(s.id); })) {
+      location.reload();
+      return;
+    }
     list.forEach(function (s) {
       var t = tiles.get(s.id);
       if (!t) return;
