@@ -432,6 +432,11 @@ fn connection_and_viewer_limits_answer_503_and_keep_the_api_reachable() {
     let refused = get(addr, "/stream/cam");
     assert_eq!(refused.status, 503, "viewer over the limit");
     assert_eq!(
+        refused.header("connection"),
+        Some("close"),
+        "a refused viewer does not keep a connection slot"
+    );
+    assert_eq!(
         get(addr, "/api/streams").status,
         200,
         "the API stays reachable"

@@ -276,11 +276,13 @@ fn uncached(content_type: &'static str, body: impl Into<Bytes>) -> Response<Body
     resp
 }
 
-/// 503 for a stream request over the viewer limit.
+/// 503 for a stream request over the viewer limit. The connection is closed too: a
+/// refused client holding it open would eat the slots kept free for the page and API.
 fn too_many_viewers() -> Response<Body> {
     let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, "too many viewers\n");
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    let h = resp.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
     resp
 }
 
