@@ -70,7 +70,11 @@ def main():
     for name, encoder in ENCODERS.items():
         factory = GstRtspServer.RTSPMediaFactory()
         factory.set_launch(f"( {SOURCE}{overlay} ! {encoder} )")
-        factory.set_shared(True)
+        # Not shared: each client gets its own pipeline. With a shared media, several
+        # clients PLAYing while it prepares crash the server on Debian 12's
+        # gst-rtsp-server 1.22 ("gst_rtsp_media_get_rates: assertion failed: (FALSE)"),
+        # which the auth test (three streams on one mount) hit now and then.
+        factory.set_shared(False)
         if args.auth != "none":
             role = Gst.Structure.from_string(
                 "user, media.factory.access=(boolean)true, "
