@@ -34,6 +34,11 @@ APT_PACKAGES=(
     qemu-user                # qemu-aarch64 -L /usr/aarch64-linux-gnu
     g++                      # openh264-sys2 builds the H.264 decoder from C++ source
     g++-aarch64-linux-gnu    # ... and the same for the aarch64 build
+    # `--features turbojpeg` (src/jpeg_turbo.rs): turbojpeg-sys builds libjpeg-turbo 3 from
+    # its bundled source; Debian 12's libturbojpeg0-dev is 2.1, too old to link instead.
+    cmake                    # drives that build (host and aarch64; NEON needs no assembler)
+    nasm                     # libjpeg-turbo's x86_64 SIMD (required: no silent slow build);
+                             # openh264-sys2 then also assembles its x86 SIMD code
     # RTSP server peer: GStreamer's RTSP server driven by /usr/bin/python3 (gi).
     python3-gi
     gir1.2-gst-rtsp-server-1.0

@@ -4,10 +4,10 @@
 # Sections, in order, stopping at the first failure:
 #   1. deps       scripts/deps.sh (installs only what is missing)
 #   2. fmt        cargo fmt --all -- --check
-#   3. clippy     cargo clippy --all-targets --locked -- -D warnings
+#   3. clippy     cargo clippy --all-targets --locked -- -D warnings (also --features turbojpeg)
 #   4. tests      cargo nextest run --locked (+ cargo test --doc, nextest skips doctests);
 #                 plain `cargo test --locked` when cargo-nextest is not installed
-#   5. aarch64    cargo build --release --locked --target aarch64-unknown-linux-gnu
+#   5. aarch64    cargo build --release --locked --target aarch64-unknown-linux-gnu --features turbojpeg
 #   6. smoke      scripts/smoke-aarch64.sh on that binary under qemu-aarch64
 #   7. vm         scripts/vm/vivid-test.sh: real V4L2 (vivid) in qemu-system-aarch64,
 #                 auto-discovery, YUYV -> JPEG, unplug/replug, hot-plug
@@ -86,6 +86,8 @@ end
 # ---- 3. clippy -----------------------------------------------------------------------
 begin clippy
 cargo clippy --all-targets --locked -- -D warnings
+# The Pi build's JPEG backend (libjpeg-turbo), linted too.
+cargo clippy --all-targets --locked --features turbojpeg -- -D warnings
 end
 
 # ---- 4. tests ------------------------------------------------------------------------
@@ -104,11 +106,15 @@ else
     echo "cargo-nextest not installed: using cargo test (same tests, incl. doctests)"
     timeout --kill-after=10 "$test_timeout" cargo test --locked
 fi
+# Both JPEG backends pass the same encoder tests.
+timeout --kill-after=10 "$test_timeout" cargo test --locked --lib --features turbojpeg jpeg
 end
 
 # ---- 5. aarch64 release build --------------------------------------------------------
 begin "aarch64 build"
-cargo build --release --locked --target "$TARGET"
+# Pi builds use libjpeg-turbo (NEON): about 3x faster JPEG encoding (BENCHMARKS.md,
+# "Encoders"). jpeg-encoder stays the no-C default for `cargo run` on any machine.
+cargo build --release --locked --target "$TARGET" --features turbojpeg
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps --locked \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 BIN=$TARGET_DIR/$TARGET/release/camhub

@@ -2,9 +2,9 @@
 //! behind one small [`Encoder`] seam, and [`check`], the sanity check every frame passes
 //! before it is shown to viewers.
 //!
-//! The encoder backend is the pure-Rust `jpeg-encoder` crate. Everything backend-specific
-//! stays inside [`Encoder`], so a faster backend (turbojpeg, planned as a cargo feature)
-//! can replace it without touching callers.
+//! The encoder backend is the pure-Rust `jpeg-encoder` crate, or libjpeg-turbo with the
+//! `turbojpeg` cargo feature (`src/jpeg_turbo.rs`; see [`Backend`]). Everything
+//! backend-specific stays inside [`Encoder`], so callers do not know which one runs.
 
 use crate::error::{Error, Result};
 use bytes::Bytes;
@@ -260,25 +260,81 @@ pub fn check_size(width: u32, height: u32) -> Result<()> {
     Ok(())
 }
 
+/// Which library turns pixels into JPEG. Both give the same output contract (baseline,
+/// 4:2:0, the same 1–100 quality scale); they differ in speed and in needing a C build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The pure-Rust `jpeg-encoder` crate: no C toolchain needed. The default without
+    /// the `turbojpeg` feature, and always available as the fallback.
+    JpegEncoder,
+    /// libjpeg-turbo with SIMD (`src/jpeg_turbo.rs`, cargo feature `turbojpeg`): several
+    /// times faster (BENCHMARKS.md, "Encoders"). The default when the feature is on.
+    #[cfg(feature = "turbojpeg")]
+    TurboJpeg,
+}
+
+impl Backend {
+    /// What [`Encoder::new`] uses: the fastest backend compiled in.
+    #[cfg(feature = "turbojpeg")]
+    pub const DEFAULT: Backend = Backend::TurboJpeg;
+    /// What [`Encoder::new`] uses: the fastest backend compiled in.
+    #[cfg(not(feature = "turbojpeg"))]
+    pub const DEFAULT: Backend = Backend::JpegEncoder;
+
+    /// Every backend compiled in, so tests and the benchmark can run each one.
+    pub const ALL: &'static [Backend] = &[
+        Backend::JpegEncoder,
+        #[cfg(feature = "turbojpeg")]
+        Backend::TurboJpeg,
+    ];
+
+    /// The crate's name, for logs and benchmark tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::JpegEncoder => "jpeg-encoder",
+            #[cfg(feature = "turbojpeg")]
+            Backend::TurboJpeg => "turbojpeg",
+        }
+    }
+}
+
 /// Encodes raw pictures into baseline JPEG with 4:2:0 chroma subsampling.
 ///
 /// Baseline, never progressive: iOS Safari does not show progressive JPEGs inside an
-/// MJPEG (multipart/x-mixed-replace) stream. One `Encoder` per stream remembers the last
-/// output size so the next frame's buffer is allocated once at about the right size.
+/// MJPEG (multipart/x-mixed-replace) stream. One `Encoder` per stream keeps per-stream
+/// state across frames (the last output size, to allocate the next buffer once at about
+/// the right size; libjpeg-turbo's handle and output buffer).
 #[derive(Debug)]
 pub struct Encoder {
     quality: u8,
+    backend: Backend,
     /// Size of the previous output, to pre-size the next one (0 before the first).
     last_len_bytes: usize,
+    #[cfg(feature = "turbojpeg")]
+    turbo: crate::jpeg_turbo::TurboEncoder,
 }
 
 impl Encoder {
-    /// An encoder at `quality` (1 = smallest, 100 = best; clamped into that range).
+    /// An encoder at `quality` (1 = smallest, 100 = best; clamped into that range), using
+    /// [`Backend::DEFAULT`].
     pub fn new(quality: u8) -> Encoder {
+        Encoder::with_backend(quality, Backend::DEFAULT)
+    }
+
+    /// An encoder using a given backend: for tests and benchmarks that compare them.
+    pub fn with_backend(quality: u8, backend: Backend) -> Encoder {
         Encoder {
             quality: quality.clamp(1, 100),
+            backend,
             last_len_bytes: 0,
+            #[cfg(feature = "turbojpeg")]
+            turbo: crate::jpeg_turbo::TurboEncoder::new(),
         }
+    }
+
+    /// The backend this encoder uses.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Encodes interleaved 8-bit RGB (`width × height × 3` bytes, no row padding).
@@ -291,13 +347,17 @@ impl Encoder {
                 rgb.len()
             )));
         }
-        self.run(width, height, |encoder| {
-            encoder.encode(rgb, w, h, ColorType::Rgb)
-        })
+        match self.backend {
+            Backend::JpegEncoder => self.run(width, height, |encoder| {
+                encoder.encode(rgb, w, h, ColorType::Rgb)
+            }),
+            #[cfg(feature = "turbojpeg")]
+            Backend::TurboJpeg => self.turbo.encode_rgb(rgb, width, height, self.quality),
+        }
     }
 
     /// Encodes a planar YCbCr 4:2:0 picture. This is the cheap path: no colour
-    /// conversion, planes are copied row by row straight into the encoder.
+    /// conversion, planes go straight into the encoder.
     pub fn encode_i420(&mut self, image: &I420<'_>) -> Result<Bytes> {
         let (w, h) = dimensions_u16(image.width, image.height)?;
         let (chroma_w, chroma_h) = I420::chroma_size(image.width, image.height);
@@ -315,15 +375,21 @@ impl Encoder {
                 image.cr.len()
             )));
         }
-        let rows = I420Rows {
-            image: *image,
-            width: w,
-            height: h,
-            chroma_width: chroma_w as usize,
-        };
-        self.run(image.width, image.height, |encoder| {
-            encoder.encode_image(rows)
-        })
+        match self.backend {
+            Backend::JpegEncoder => {
+                let rows = I420Rows {
+                    image: *image,
+                    width: w,
+                    height: h,
+                    chroma_width: chroma_w as usize,
+                };
+                self.run(image.width, image.height, |encoder| {
+                    encoder.encode_image(rows)
+                })
+            }
+            #[cfg(feature = "turbojpeg")]
+            Backend::TurboJpeg => self.turbo.encode_i420(image, self.quality),
+        }
     }
 
     /// Sets up a `jpeg-encoder` writing into a fresh buffer, runs `encode` and turns the
@@ -604,11 +670,27 @@ mod tests {
         encode_rgb(&gradient_rgb(64, 48), 64, 48, DEFAULT_QUALITY).unwrap()
     }
 
+    /// The tests below that encode run once per backend compiled in ([`Backend::ALL`]):
+    /// with `--features turbojpeg`, jpeg-encoder and libjpeg-turbo pass the same cases.
+    fn encoder(quality: u8, backend: Backend) -> Encoder {
+        let encoder = Encoder::with_backend(quality, backend);
+        assert_eq!(encoder.backend(), backend);
+        encoder
+    }
+
     #[test]
     fn rgb_round_trip_keeps_size_and_pixels() {
+        for &backend in Backend::ALL {
+            rgb_round_trip(backend);
+        }
+    }
+
+    fn rgb_round_trip(backend: Backend) {
         let (width, height) = (96, 64);
         let rgb = gradient_rgb(width, height);
-        let jpeg = encode_rgb(&rgb, width, height, 90).unwrap();
+        let jpeg = encoder(90, backend)
+            .encode_rgb(&rgb, width, height)
+            .unwrap();
         let (info, pixels) = decode(&jpeg);
         assert_eq!(
             (u32::from(info.width), u32::from(info.height)),
@@ -622,29 +704,47 @@ mod tests {
             .map(|(&a, &b)| f64::from(a.abs_diff(b)))
             .sum::<f64>()
             / rgb.len() as f64;
-        assert!(mean_error < 6.0, "mean error {mean_error}");
+        assert!(mean_error < 6.0, "{backend:?}: mean error {mean_error}");
         // The middle of the red square is still red.
         let at = ((height * 3 / 8 * width + width * 3 / 8) * 3) as usize;
         let (r, g, b) = (pixels[at], pixels[at + 1], pixels[at + 2]);
-        assert!(r > 180 && g < 80 && b < 80, "({r}, {g}, {b})");
+        assert!(r > 180 && g < 80 && b < 80, "{backend:?}: ({r}, {g}, {b})");
     }
 
     #[test]
-    fn output_is_baseline_and_checks() {
-        let jpeg = sample_jpeg();
-        assert_eq!(check(&jpeg).unwrap(), (64, 48));
-        // SOF0 (baseline) present, SOF2 (progressive) absent.
-        assert!(jpeg.windows(2).any(|w| w == [0xFF, 0xC0]));
-        assert!(!jpeg.windows(2).any(|w| w == [0xFF, 0xC2]));
-        let (info, _) = decode(&jpeg);
-        assert_eq!(
-            info.coding_process,
-            jpeg_decoder::CodingProcess::DctSequential
-        );
+    fn output_is_baseline_420_and_checks() {
+        let rgb = gradient_rgb(64, 48);
+        for &backend in Backend::ALL {
+            // Every quality, including above 90 where jpeg-encoder would pick 4:4:4.
+            for quality in [1, DEFAULT_QUALITY, 100] {
+                let jpeg = encoder(quality, backend).encode_rgb(&rgb, 64, 48).unwrap();
+                assert_eq!(check(&jpeg).unwrap(), (64, 48));
+                // SOF0 (baseline) present, SOF2 (progressive) absent.
+                let sof = jpeg.windows(2).position(|w| w == [0xFF, 0xC0]);
+                let sof = sof.unwrap_or_else(|| panic!("{backend:?}: no SOF0"));
+                assert!(!jpeg.windows(2).any(|w| w == [0xFF, 0xC2]));
+                // 3 components; luma sampled 2×2, both chroma 1×1: 4:2:0.
+                let components = &jpeg[sof + 9..sof + 19];
+                assert_eq!(components[0], 3, "{backend:?}");
+                let factors = [components[2], components[5], components[8]];
+                assert_eq!(factors, [0x22, 0x11, 0x11], "{backend:?} q{quality}");
+                let (info, _) = decode(&jpeg);
+                assert_eq!(
+                    info.coding_process,
+                    jpeg_decoder::CodingProcess::DctSequential
+                );
+            }
+        }
     }
 
     #[test]
     fn i420_round_trip_with_odd_size() {
+        for &backend in Backend::ALL {
+            i420_round_trip_with_odd_size_for(backend);
+        }
+    }
+
+    fn i420_round_trip_with_odd_size_for(backend: Backend) {
         let (width, height) = (37, 21);
         let (chroma_w, chroma_h) = I420::chroma_size(width, height);
         assert_eq!((chroma_w, chroma_h), (19, 11));
@@ -661,7 +761,7 @@ mod tests {
             cb: &cb,
             cr: &cr,
         };
-        let jpeg = encode_i420(&image, 95).unwrap();
+        let jpeg = encoder(95, backend).encode_i420(&image).unwrap();
         assert_eq!(check(&jpeg).unwrap(), (width, height));
         let (info, pixels) = decode(&jpeg);
         assert_eq!(
@@ -673,7 +773,7 @@ mod tests {
             for &c in rgb {
                 assert!(
                     c.abs_diff(expected) < 12,
-                    "pixel {i}: {rgb:?} vs {expected}"
+                    "{backend:?}: pixel {i}: {rgb:?} vs {expected}"
                 );
             }
         }
@@ -686,20 +786,19 @@ mod tests {
         let y = vec![76; (width * height) as usize]; // Y of pure red
         let cb = vec![85; (cw * ch) as usize];
         let cr = vec![255; (cw * ch) as usize];
-        let jpeg = encode_i420(
-            &I420 {
-                width,
-                height,
-                y: &y,
-                cb: &cb,
-                cr: &cr,
-            },
-            90,
-        )
-        .unwrap();
-        let (_, pixels) = decode(&jpeg);
-        let (r, g, b) = (pixels[0], pixels[1], pixels[2]);
-        assert!(r > 220 && g < 40 && b < 40, "({r}, {g}, {b})");
+        let image = I420 {
+            width,
+            height,
+            y: &y,
+            cb: &cb,
+            cr: &cr,
+        };
+        for &backend in Backend::ALL {
+            let jpeg = encoder(90, backend).encode_i420(&image).unwrap();
+            let (_, pixels) = decode(&jpeg);
+            let (r, g, b) = (pixels[0], pixels[1], pixels[2]);
+            assert!(r > 220 && g < 40 && b < 40, "{backend:?}: ({r}, {g}, {b})");
+        }
     }
 
     #[test]
@@ -753,28 +852,40 @@ mod tests {
 
     #[test]
     fn wrong_buffer_sizes_are_errors() {
-        assert!(encode_rgb(&[0; 10], 2, 2, 80).is_err());
-        assert!(encode_rgb(&[], 0, 0, 80).is_err());
-        assert!(encode_rgb(&[0; 3], 70_000, 1, 80).is_err());
-        let y = [0u8; 4];
-        let short = [0u8; 0];
-        let bad = I420 {
-            width: 2,
-            height: 2,
-            y: &y,
-            cb: &short,
-            cr: &short,
-        };
-        assert!(matches!(encode_i420(&bad, 80), Err(Error::Jpeg(_))));
+        for &backend in Backend::ALL {
+            let mut encoder = encoder(80, backend);
+            assert!(encoder.encode_rgb(&[0; 10], 2, 2).is_err());
+            assert!(encoder.encode_rgb(&[], 0, 0).is_err());
+            assert!(encoder.encode_rgb(&[0; 3], 70_000, 1).is_err());
+            let y = [0u8; 4];
+            let short = [0u8; 0];
+            let bad = I420 {
+                width: 2,
+                height: 2,
+                y: &y,
+                cb: &short,
+                cr: &short,
+            };
+            assert!(matches!(encoder.encode_i420(&bad), Err(Error::Jpeg(_))));
+            // Still usable after the errors.
+            assert!(encoder.encode_rgb(&[0; 12], 2, 2).is_ok());
+        }
     }
 
     #[test]
-    fn encoder_is_reusable() {
-        let mut encoder = Encoder::new(DEFAULT_QUALITY);
-        let rgb = gradient_rgb(40, 30);
-        let a = encoder.encode_rgb(&rgb, 40, 30).unwrap();
-        let b = encoder.encode_rgb(&rgb, 40, 30).unwrap();
-        assert_eq!(a, b);
+    fn encoder_is_reusable_across_sizes() {
+        for &backend in Backend::ALL {
+            let mut encoder = encoder(DEFAULT_QUALITY, backend);
+            let rgb = gradient_rgb(40, 30);
+            let a = encoder.encode_rgb(&rgb, 40, 30).unwrap();
+            let b = encoder.encode_rgb(&rgb, 40, 30).unwrap();
+            assert_eq!(a, b, "{backend:?}");
+            // Another size in between, then back: buffers resize both ways.
+            let big = gradient_rgb(320, 240);
+            let c = encoder.encode_rgb(&big, 320, 240).unwrap();
+            assert_eq!(check(&c).unwrap(), (320, 240));
+            assert_eq!(encoder.encode_rgb(&rgb, 40, 30).unwrap(), a, "{backend:?}");
+        }
     }
 
     #[test]
@@ -862,7 +973,6 @@ mod tests {
 
 // ==== Raw camera pixel formats → I420 ====================================================
 //
-
 // Appended for the V4L2 source (src/source/v4l2.rs), kept apart from the code above: these
 // functions turn what USB/CSI cameras deliver without compression (packed YUYV/UYVY 4:2:2,
 // semi-planar NV12, planar YU12) into a tightly packed full-range [`I420Buf`] for

@@ -25,6 +25,8 @@ pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod jpeg;
+#[cfg(feature = "turbojpeg")]
+mod jpeg_turbo;
 pub mod leds;
 pub mod mdns;
 pub mod shutdown;
