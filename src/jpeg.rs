@@ -490,6 +490,21 @@ impl ImageBuffer for I420Rows<'_> {
     }
 }
 
+/// `n` small, distinct, valid JPEGs (widths 16, 24, …), for tests of the parsers and
+/// sources that pass JPEGs through.
+#[cfg(test)]
+pub(crate) fn test_jpegs(n: usize) -> Vec<Bytes> {
+    (0..n)
+        .map(|i| {
+            let (w, h) = (16 + 8 * i as u32, 8);
+            let rgb: Vec<u8> = (0..w * h * 3)
+                .map(|p| (p as usize * (i + 1)) as u8)
+                .collect();
+            encode_rgb(&rgb, w, h, 80).unwrap()
+        })
+        .collect()
+}
+
 /// Checks that `jpeg` is a whole JPEG a browser can show, and returns its (width, height).
 ///
 /// Frames from cameras are passed through untouched, so this is the one place a torn,

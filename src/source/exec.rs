@@ -714,18 +714,7 @@ fn find_soi(data: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
-    /// Small distinct JPEGs.
-    fn jpegs(n: usize) -> Vec<Bytes> {
-        (0..n)
-            .map(|i| {
-                let (w, h) = (16 + 8 * i as u32, 8);
-                let rgb: Vec<u8> = (0..w * h * 3)
-                    .map(|p| (p as usize * (i + 1)) as u8)
-                    .collect();
-                crate::jpeg::encode_rgb(&rgb, w, h, 80).unwrap()
-            })
-            .collect()
-    }
+    use crate::jpeg::test_jpegs as jpegs;
 
     fn split(data: &[u8], step: usize, max: usize) -> Result<Vec<Bytes>> {
         let mut s = JpegSplitter::new(max);

@@ -1178,18 +1178,7 @@ impl SplitOnceByte for [u8] {
 mod tests {
     use super::*;
 
-    /// Small distinct JPEGs.
-    fn jpegs(n: usize) -> Vec<Bytes> {
-        (0..n)
-            .map(|i| {
-                let (w, h) = (16 + 8 * i as u32, 8);
-                let rgb: Vec<u8> = (0..w * h * 3)
-                    .map(|p| (p as usize * (i + 1)) as u8)
-                    .collect();
-                crate::jpeg::encode_rgb(&rgb, w, h, 80).unwrap()
-            })
-            .collect()
-    }
+    use crate::jpeg::test_jpegs as jpegs;
 
     /// Feeds `body` in slices of `step` bytes and collects every part.
     fn parse(boundary: Option<&str>, body: &[u8], step: usize) -> Result<Vec<Bytes>> {
