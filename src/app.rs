@@ -92,6 +92,7 @@ impl App {
             max_connections: config.max_connections,
             max_viewers: config.max_viewers,
             mdns: mdns.info(),
+            auth: config.auth.clone(),
         });
         executor
             .spawn(http::serve(

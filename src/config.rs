@@ -73,12 +73,79 @@ pub struct Config {
     /// MJPEG viewers (all streams) beyond this get a 503; below `max_connections` so the
     /// page and API stay reachable when viewers fill up.
     pub max_viewers: usize,
+    /// HTTP Basic auth for every endpoint except `/healthz`, when set.
+    pub auth: Option<Auth>,
     pub streams: Vec<StreamConfig>,
     /// The file the config came from, if any (for the summary and logs).
     pub file: Option<PathBuf>,
     /// No streams were configured: `streams` are the local cameras found at startup (or
     /// the test pattern), and cameras plugged in later are added while running.
     pub discover: bool,
+}
+
+/// The one user allowed in when `[server] auth` is set. Only digests are kept, so the
+/// password is not in memory as text and comparisons take the same time whatever the
+/// input.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Auth {
+    user_sha256: [u8; 32],
+    password_sha256: [u8; 32],
+}
+
+impl Auth {
+    /// Parses `user:password` or `user:sha256:<64 hex digits of sha256(password)>`.
+    fn parse(value: &str) -> Result<Auth, String> {
+        let (user, secret) = value
+            .split_once(':')
+            .ok_or("expected \"user:password\" or \"user:sha256:<hex>\"")?;
+        if user.is_empty() || secret.is_empty() {
+            return Err("user and password must not be empty".into());
+        }
+        let password_sha256 = match secret.strip_prefix("sha256:") {
+            Some(hex) => parse_hex32(hex).ok_or(
+                "sha256: must be followed by 64 hex digits (e.g. printf %s 'password' | sha256sum)",
+            )?,
+            None => sha256(secret.as_bytes()),
+        };
+        Ok(Auth {
+            user_sha256: sha256(user.as_bytes()),
+            password_sha256,
+        })
+    }
+
+    /// True when `user`/`password` are the configured ones. Compares fixed-size digests
+    /// without early exit, so the time taken says nothing about how close a guess was.
+    pub fn accepts(&self, user: &str, password: &str) -> bool {
+        let user_ok = constant_time_eq(&sha256(user.as_bytes()), &self.user_sha256);
+        let password_ok = constant_time_eq(&sha256(password.as_bytes()), &self.password_sha256);
+        user_ok & password_ok
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Auth(redacted)")
+    }
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).into()
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Status LEDs that are not tied to one stream.
@@ -229,6 +296,7 @@ struct FileServer {
     send_timeout_secs: Option<Spanned<u64>>,
     max_connections: Option<Spanned<usize>>,
     max_viewers: Option<Spanned<usize>>,
+    auth: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -373,6 +441,10 @@ impl Config {
                 .saturating_sub(RESERVED_CONNECTIONS)
                 .max(max_connections / 2),
         };
+        let auth = match &file.server.auth {
+            Some(a) => Some(Auth::parse(a.get_ref()).map_err(|m| err(a.span(), "server.auth", m))?),
+            None => None,
+        };
         let name = match &file.mdns.name {
             Some(s) => {
                 check_name(s.get_ref()).map_err(|m| err(s.span(), "mdns.name", m))?;
@@ -486,6 +558,7 @@ impl Config {
             send_timeout,
             max_connections,
             max_viewers,
+            auth,
             streams,
             file: path.map(Path::to_path_buf),
             discover: false,
@@ -500,6 +573,10 @@ impl Config {
             None => out.push_str("config: defaults (no file)\n"),
         }
         out.push_str(&format!("listen: {}\n", self.listen));
+        out.push_str(&format!(
+            "HTTP auth: {}\n",
+            if self.auth.is_some() { "on" } else { "off" }
+        ));
         out.push_str(&format!(
             "name: {} (mDNS {})\n",
             self.name,
@@ -886,6 +963,30 @@ enabled = false
         );
         let e = parse_err("[leds]\nsystem = 5\nviewers = 5\n");
         assert!(e.contains("cam.toml:3: leds.viewers"), "{e}");
+    }
+
+    #[test]
+    fn server_auth_plain_and_hashed() {
+        let plain =
+            Config::parse("[server]\nauth = \"viewer:s3cret:with:colons\"\n", None).unwrap();
+        let auth = plain.auth.clone().unwrap();
+        assert!(auth.accepts("viewer", "s3cret:with:colons"));
+        assert!(!auth.accepts("viewer", "s3cret"));
+        assert!(!auth.accepts("Viewer", "s3cret:with:colons"));
+        // sha256("hunter2")
+        let hashed = Config::parse(
+            "[server]\nauth = \"admin:sha256:f52fbd32b2b3b86ff88ef6c490628285f482af15ddcb29541f94bcf526a3f6c7\"\n",
+            None,
+        )
+        .unwrap();
+        assert!(hashed.auth.as_ref().unwrap().accepts("admin", "hunter2"));
+        assert!(!format!("{:?}{}", hashed, hashed.summary()).contains("f52fbd"));
+        assert!(!format!("{plain:?}").contains("s3cret"));
+        for bad in ["nocolon", ":pw", "user:", "u:sha256:abc"] {
+            let e = parse_err(&format!("[server]\nauth = \"{bad}\"\n"));
+            assert!(e.contains("cam.toml:2: server.auth"), "{e}");
+            assert!(!e.contains("pw"), "{e}");
+        }
     }
 
     #[test]

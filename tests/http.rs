@@ -483,3 +483,66 @@ fn connection_and_viewer_limits_answer_503_and_keep_the_api_reachable() {
     }
     app.stop(Duration::from_secs(2));
 }
+
+#[test]
+fn basic_auth_guards_everything_but_healthz() {
+    use base64::Engine;
+    let app = start(&format!(
+        "[server]\nauth = \"viewer:open sesame\"\n{}",
+        streams_toml(&[("cam", PATTERN)])
+    ));
+    let addr = app.local_addr();
+    let with = |path: &str, credentials: &str| {
+        let token = base64::engine::general_purpose::STANDARD.encode(credentials);
+        request(
+            addr,
+            format!("GET {path} HTTP/1.1\r\nHost: t\r\nAuthorization: Basic {token}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+    };
+    for path in [
+        "/",
+        "/api/streams",
+        "/metrics",
+        "/snapshot/cam",
+        "/stream/cam",
+        "/mux",
+        "/api/peers",
+        "/?action=snapshot",
+    ] {
+        let resp = get(addr, path);
+        assert_eq!(resp.status, 401, "{path} without credentials");
+        assert_eq!(
+            resp.header("www-authenticate"),
+            Some("Basic realm=\"camhub\", charset=\"UTF-8\"")
+        );
+        assert_eq!(
+            with(path, "viewer:wrong").status,
+            401,
+            "{path} wrong password"
+        );
+        assert_eq!(
+            with(path, "someone:open sesame").status,
+            401,
+            "{path} wrong user"
+        );
+    }
+    assert_eq!(
+        get(addr, "/healthz").status,
+        200,
+        "health checks need no credentials"
+    );
+    assert_eq!(with("/api/streams", "viewer:open sesame").status, 200);
+
+    // A browser's stream with credentials works like any other.
+    let token = base64::engine::general_purpose::STANDARD.encode("viewer:open sesame");
+    let mut s = connect(addr);
+    write!(
+        s,
+        "GET /stream/cam HTTP/1.1\r\nHost: t\r\nAuthorization: Basic {token}\r\n\r\n"
+    )
+    .unwrap();
+    let mut mjpeg = MjpegReader::from_stream(s);
+    assert_eq!(decode(&mjpeg.part().jpeg).0, 320);
+    app.stop(Duration::from_secs(2));
+}

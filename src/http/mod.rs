@@ -50,6 +50,8 @@ pub struct Ctx {
     pub max_viewers: usize,
     /// The mDNS name in use and the other boxes found on the LAN.
     pub mdns: crate::mdns::MdnsInfo,
+    /// When set, every endpoint but `/healthz` needs these HTTP Basic credentials.
+    pub auth: Option<crate::config::Auth>,
 }
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -151,6 +153,12 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         return resp;
     }
     let path = req.uri().path();
+    if let Some(auth) = &ctx.auth {
+        // Health checks (systemd, monitoring) work without credentials; they say nothing.
+        if path != "/healthz" && !authorized(auth, &req) {
+            return unauthorized();
+        }
+    }
     let query = req.uri().query().unwrap_or("");
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
@@ -191,6 +199,38 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
         ["healthz"] => text(StatusCode::OK, "ok\n"),
         _ => not_found("not found\n"),
     }
+}
+
+/// True when the request carries the configured Basic credentials.
+fn authorized(auth: &crate::config::Auth, req: &Request<Incoming>) -> bool {
+    use base64::Engine;
+    let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        return false;
+    };
+    let Some(encoded) = value.to_str().ok().and_then(|v| {
+        v.strip_prefix("Basic ")
+            .or_else(|| v.strip_prefix("basic "))
+    }) else {
+        return false;
+    };
+    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
+        return false;
+    };
+    let Ok(text) = String::from_utf8(decoded) else {
+        return false;
+    };
+    let (user, password) = text.split_once(':').unwrap_or((&text, ""));
+    auth.accepts(user, password)
+}
+
+/// 401 asking the browser for credentials.
+fn unauthorized() -> Response<Body> {
+    let mut resp = text(StatusCode::UNAUTHORIZED, "authorization required\n");
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"camhub\", charset=\"UTF-8\""),
+    );
+    resp
 }
 
 /// How long a snapshot request waits for a fresh frame.
