@@ -385,29 +385,9 @@ fn ffmpeg_reads_the_stream() {
     let addr = app.local_addr();
     let url = format!("http://{addr}/stream/cam");
     let before = api_stream(addr, "cam")["frames"].as_u64().unwrap();
-    let out = std::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-use_wallclock_as_timestamps",
-            "1",
-            "-i",
-        ])
-        .arg(&url)
-        .args(["-t", "3", "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg is installed (scripts/deps.sh installs it)");
+    let (frames, log) = ffmpeg_frames(&url);
     let published = api_stream(addr, "cam")["frames"].as_u64().unwrap() - before;
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{log}");
-    // ffmpeg exits 0 even when a stream ends early: judge by the frames it decoded,
-    // against what camhub published meanwhile (ffmpeg starts a little late).
-    let frames: u64 = log
-        .rsplit("frame=")
-        .next()
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no frame count in ffmpeg output:\n{log}"));
+    // Judged against what camhub published meanwhile (ffmpeg starts a little late).
     assert!(
         frames >= 10 && frames * 10 >= published * 6,
         "ffmpeg decoded {frames} of {published} frames published\n{log}"

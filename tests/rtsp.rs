@@ -169,30 +169,8 @@ fn stream_toml(id: &str, url: &str, extra: &str) -> String {
 }
 
 /// Frames ffmpeg decodes from camhub's `/stream/{id}` in 3 s.
-fn ffmpeg_frames(camhub: &Camhub, id: &str) -> (u32, String) {
-    let url = format!("http://{}/stream/{id}", camhub.child.addr);
-    let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-nostdin",
-            "-use_wallclock_as_timestamps",
-            "1",
-            "-i",
-        ])
-        .arg(&url)
-        .args(["-t", "3", "-f", "null", "-"])
-        .output()
-        .expect("ffmpeg is installed");
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "{log}");
-    // ffmpeg exits 0 even when a stream ends early: judge by the frames it decoded.
-    let frames = log
-        .rsplit("frame=")
-        .next()
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no frame count in ffmpeg output:\n{log}"));
-    (frames, log)
+fn ffmpeg_frames(camhub: &Camhub, id: &str) -> (u64, String) {
+    common::ffmpeg_frames(&format!("http://{}/stream/{id}", camhub.child.addr))
 }
 
 /// Mean absolute difference between two decoded pictures of the same size.

@@ -318,3 +318,30 @@ pub fn spawn_camhub(args: &[&str]) -> Child {
     child.addr = addr.parse().expect("address parses");
     child
 }
+
+/// Reads `url` with ffmpeg for 3 s of wall-clock time and returns the frames it decoded
+/// and its log. ffmpeg exits 0 even when a stream ends early, so callers judge by the
+/// frame count.
+pub fn ffmpeg_frames(url: &str) -> (u64, String) {
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-nostdin",
+            "-use_wallclock_as_timestamps",
+            "1",
+            "-i",
+        ])
+        .arg(url)
+        .args(["-t", "3", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg is installed (scripts/deps.sh installs it)");
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    let frames = log
+        .rsplit("frame=")
+        .next()
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no frame count in ffmpeg output:\n{log}"));
+    (frames, log)
+}
