@@ -82,6 +82,13 @@ pub struct Backoff {
     pub max: Duration,
     /// Being Live this long forgets earlier failures (the next failure waits `initial`).
     pub reset_after: Duration,
+    /// A stream that delivered a frame within `recent_for` is retried at least every
+    /// `recent_max`, however many times it failed: a camera that was just working and
+    /// dropped (reboot, Wi-Fi blip, RTSP server restart) is usually back within seconds,
+    /// and someone is looking at the page waiting for it. A connect attempt a second costs
+    /// nothing; a camera gone for longer than `recent_for` falls back to the normal cap.
+    pub recent_max: Duration,
+    pub recent_for: Duration,
 }
 
 impl Default for Backoff {
@@ -90,6 +97,8 @@ impl Default for Backoff {
             initial: Duration::from_millis(500),
             max: Duration::from_secs(30),
             reset_after: Duration::from_secs(30),
+            recent_max: Duration::from_secs(1),
+            recent_for: Duration::from_secs(300),
         }
     }
 }
@@ -111,6 +120,8 @@ pub struct Machine {
     /// Failures since the stream was last Live for `reset_after`.
     failures: u32,
     live_since: Option<Instant>,
+    /// The last frame (or sign of life) while Live; drives [`Backoff::recent_max`].
+    last_live: Option<Instant>,
     last_progress: Instant,
 }
 
@@ -122,6 +133,7 @@ impl Machine {
             stall_after,
             failures: 0,
             live_since: None,
+            last_live: None,
             last_progress: now,
         }
     }
@@ -142,6 +154,7 @@ impl Machine {
         if self.status.state != State::Live {
             self.live_since = Some(now);
         }
+        self.last_live = Some(now);
         self.set(State::Live)
     }
 
@@ -167,7 +180,13 @@ impl Machine {
             }
         }
         self.failures = self.failures.saturating_add(1);
-        let delay = self.policy.delay(self.failures);
+        let mut delay = self.policy.delay(self.failures);
+        let recently_live = self
+            .last_live
+            .is_some_and(|at| now.saturating_duration_since(at) < self.policy.recent_for);
+        if recently_live {
+            delay = delay.min(self.policy.recent_max);
+        }
         if let Some(e) = error {
             self.status.last_error = Some(e.to_string());
         }
@@ -440,12 +459,48 @@ mod tests {
         for _ in 0..4 {
             m.failed(t0, None);
         }
-        // Live briefly: the next failure keeps growing.
+        // Live briefly: failures keep counting (the recent-live cap hides it for a while).
         assert!(m.progress(t0 + secs(1.0)));
-        assert_eq!(m.failed(t0 + secs(2.0), None), secs(8.0));
+        assert_eq!(m.failed(t0 + secs(2.0), None), secs(1.0));
+        assert!(matches!(
+            m.status().state,
+            State::Backoff { attempt: 5, .. }
+        ));
         // Live for longer than reset_after: back to the initial delay.
         m.progress(t0 + secs(10.0));
         assert_eq!(m.failed(t0 + secs(50.0), None), secs(0.5));
+        assert!(matches!(
+            m.status().state,
+            State::Backoff { attempt: 1, .. }
+        ));
+    }
+
+    /// Issue #7: an RTSP server restarted 20 times must be Live within 3 s of each
+    /// restart, so a stream that was just Live is retried every second however often it
+    /// dropped; one gone for longer than `recent_for` backs off to the full cap again.
+    #[test]
+    fn a_recently_live_stream_is_retried_every_second_then_backs_off() {
+        let b = Backoff::default();
+        let t0 = Instant::now();
+        let mut m = Machine::new(b, STALL, t0);
+        let mut now = t0;
+        // Twenty short live periods, each followed by an outage of several retries.
+        for _ in 0..20 {
+            m.progress(now);
+            now += secs(2.0);
+            for _ in 0..4 {
+                let delay = m.failed(now, None);
+                assert!(delay <= b.recent_max, "{delay:?}");
+                now += delay;
+            }
+        }
+        // Down for good: once the last frame is recent_for old the delays grow to max.
+        let mut delay = Duration::ZERO;
+        while now.saturating_duration_since(t0) < secs(3600.0) {
+            delay = m.failed(now, None);
+            now += delay;
+        }
+        assert_eq!(delay, b.max);
     }
 
     #[test]
