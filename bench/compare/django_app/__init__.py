@@ -1,0 +1,1 @@
+"""The Django + OpenCV comparison peer: the design camhub replaces (see views.py)."""
