@@ -101,6 +101,11 @@ pub async fn serve(
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(smol_hyper::rt::SmolTimer::new())
                     .header_read_timeout(HEADER_READ_TIMEOUT)
+                    // A client that sends its request and then shuts its write side (`nc -N`,
+                    // shell health checks, some embedded clients) still gets its answer;
+                    // hyper's default closes on that EOF before responding. A dead peer is
+                    // still found by the send timeout and TCP keepalive.
+                    .half_close(true)
                     .max_header_size(MAX_HEADER_BYTES)
                     .max_buf_size(MAX_HEADER_BYTES.max(8192) * 2)
                     // smol-hyper's FuturesIo does not report vectored-write support, so
