@@ -161,17 +161,23 @@ impl Pins for RppalPins {
     }
 }
 
-/// No GPIO (not a Pi, or GPIO unavailable): every write succeeds and does nothing.
+/// No GPIO (not a Pi, or GPIO unavailable): every write succeeds and changes nothing.
+/// Each write is logged at debug level (`RUST_LOG=camhub::leds=debug`), so the LEDs can
+/// be followed off the Pi, and tests of the real binary can check them (tests/shutdown.rs).
 pub struct NoPins;
 
 impl Pins for NoPins {
     fn backend(&self) -> &'static str {
         "none"
     }
-    fn set(&mut self, _pin: u8, _level_high: bool) -> Result<()> {
+    fn set(&mut self, pin: u8, level_high: bool) -> Result<()> {
+        let level = if level_high { "high" } else { "low" };
+        tracing::debug!(pin, level, "led pin write (no GPIO)");
         Ok(())
     }
-    fn release(&mut self) {}
+    fn release(&mut self) {
+        tracing::debug!("led pins released (no GPIO)");
+    }
 }
 
 /// The Pi's GPIO if there is one, else [`NoPins`] (logged once: LEDs are configured but
