@@ -24,7 +24,7 @@ use url::{Position, Url};
 /// ~2 MiB), low enough that a broken peer sending an endless part cannot exhaust a Pi.
 pub const MAX_PART_BYTES: usize = 8 * 1024 * 1024;
 /// Largest response head or part header block.
-const MAX_HEAD_BYTES: usize = 32 * 1024;
+pub const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// A TCP connect that takes longer than this fails (and is retried with backoff).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The status line and headers must arrive this soon after connecting.
@@ -970,6 +970,13 @@ impl Multipart {
                                 .iter()
                                 .rposition(|&b| !matches!(b, b'\r' | b'\n' | b'-'))
                                 .map_or(0, |i| i + 1);
+                            // The cap holds also when one read brought the whole part.
+                            if end > self.max_part_bytes {
+                                return Err(Error::Source(format!(
+                                    "part of {end} bytes is larger than the limit of {} bytes",
+                                    self.max_part_bytes
+                                )));
+                            }
                             return Ok(Some(part.slice(..end)));
                         }
                         None => {
@@ -1121,6 +1128,55 @@ impl Sink for Multipart {
         }
         Ok(())
     }
+}
+
+/// What [`fuzz_body`] saw while parsing one response body.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct BodyRun {
+    /// Every part the parser yielded, in order (JPEG or not: the source checks them).
+    pub parts: Vec<Bytes>,
+    /// The first error; parsing stops there, as the source drops the connection.
+    pub error: Option<String>,
+    /// The closing delimiter was seen.
+    pub closed: bool,
+    /// Most bytes the parser held once it had taken every complete part from a read.
+    pub max_buffered_bytes: usize,
+}
+
+/// Runs one response body through the decoders the streaming source uses (the chunked
+/// transfer coding if `chunked`, then [`Multipart`]), one read at a time: feed a read,
+/// take every complete part, until the first error. Public only so the fuzz targets
+/// (`fuzz/`) and `tests/bad_input.rs` can drive the crate-private parser; not an API.
+#[doc(hidden)]
+pub fn fuzz_body<'a>(
+    chunked: bool,
+    boundary: Option<&str>,
+    max_part_bytes: usize,
+    reads: impl IntoIterator<Item = &'a [u8]>,
+) -> BodyRun {
+    let mut decoder = if chunked {
+        BodyDecoder::Chunked(Chunked::default())
+    } else {
+        BodyDecoder::Identity { left: None }
+    };
+    let mut parts = Multipart::new(boundary, max_part_bytes);
+    let mut run = BodyRun::default();
+    for read in reads {
+        let drained = decoder.decode(read, &mut parts).and_then(|_| {
+            while let Some(part) = parts.next_part()? {
+                run.parts.push(part);
+            }
+            Ok(())
+        });
+        if let Err(e) = drained {
+            run.error = Some(e.to_string());
+            break;
+        }
+        run.max_buffered_bytes = run.max_buffered_bytes.max(parts.buf.len());
+    }
+    run.closed = parts.is_closed();
+    run
 }
 
 /// `--token` for a boundary given with or without leading dashes; None if it is empty.
@@ -1290,6 +1346,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("larger than"));
+    }
+
+    /// Issue 7 (found by fuzz/): a part without Content-Length that arrived whole in one
+    /// read, delimiter included, skipped the part cap that a slower peer would hit.
+    #[test]
+    fn issue_7_a_part_read_at_once_is_capped_too() {
+        let frames = jpegs(2);
+        let data = body(&frames, 1);
+        let largest = frames.iter().map(|f| f.len()).max().unwrap();
+        for step in [1, 7, 100, data.len()] {
+            let run = fuzz_body(false, Some("frame"), largest - 1, data.chunks(step));
+            assert!(run.parts.iter().all(|p| p.len() < largest), "step {step}");
+            let error = run.error.expect("the cap is hit");
+            assert!(error.contains("larger than"), "step {step}: {error}");
+        }
+        // At the cap exactly, every part gets through.
+        let run = fuzz_body(false, Some("frame"), largest, [&data[..]]);
+        assert_eq!((run.parts, run.error), (frames, None));
     }
 
     #[test]
