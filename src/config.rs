@@ -390,8 +390,9 @@ impl Config {
         };
         let file: FileConfig = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start));
+            let key = e.span().and_then(|s| key_at(text, s.start));
             Error::Config {
-                at: where_(line, "toml"),
+                at: where_(line, key.as_deref().unwrap_or("toml")),
                 msg: e.message().to_string(),
             }
         })?;
@@ -678,6 +679,16 @@ fn check_url(url: &str) -> Result<SourceKind, String> {
             crate::source::pattern::PatternOptions::parse(url)?;
         }
         SourceKind::Rtsp | SourceKind::HttpMjpeg => {
+            // `http:user:pw@host` parses as a URL with credentials, but only the
+            // `scheme://` form is redacted everywhere it is shown: insist on it (and do not
+            // echo a URL that may hold a password in a form we cannot redact).
+            let scheme = &url[..url.find(':').unwrap_or(url.len())];
+            if !url[scheme.len()..].starts_with("://") {
+                return Err(format!(
+                    "write the URL as {}://HOST[:PORT]/PATH",
+                    scheme.to_ascii_lowercase()
+                ));
+            }
             let parsed =
                 url::Url::parse(url).map_err(|e| format!("bad URL {:?}: {e}", redact_url(url)))?;
             if parsed.host_str().is_none_or(str::is_empty) {
@@ -687,7 +698,10 @@ fn check_url(url: &str) -> Result<SourceKind, String> {
         SourceKind::V4l2 => {
             let path = url.trim_start_matches("v4l2:").trim_start_matches("//");
             if !path.starts_with('/') {
-                return Err(format!("expected v4l2:///dev/videoN, got {url:?}"));
+                return Err(format!(
+                    "expected v4l2:///dev/videoN, got {:?}",
+                    redact_url(url)
+                ));
             }
         }
         SourceKind::Exec => {
@@ -699,6 +713,41 @@ fn check_url(url: &str) -> Result<SourceKind, String> {
         }
     }
     Ok(kind)
+}
+
+/// The dotted key a TOML error at byte `offset` is about, so errors from the TOML parser
+/// (wrong type, duplicate key, unknown field) name it like our own checks do: the `key =`
+/// on that line within the table whose header is above it (`server.listen`), or the table
+/// of a header line (`mdns`). None when the line has neither (inside a multi-line array).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[line_start..line_end].trim();
+    if let Some(table) = table_header(line) {
+        return Some(table);
+    }
+    let key = line.split_once('=')?.0.trim().trim_matches(['"', '\'']);
+    if key.is_empty() {
+        return None;
+    }
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .find_map(|l| table_header(l.trim()));
+    Some(match table {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+/// `server` for a `[server]` line, `stream` for `[[stream]]`.
+fn table_header(line: &str) -> Option<String> {
+    let inner = match line.strip_prefix("[[") {
+        Some(rest) => rest.split_once("]]")?.0,
+        None => line.strip_prefix('[')?.split_once(']')?.0,
+    };
+    Some(inner.trim().to_string())
 }
 
 /// Parses "640x480".
