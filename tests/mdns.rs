@@ -6,235 +6,16 @@
 
 mod common;
 
+use common::netns::{browser, event, Lines, Net, Proc, ADDR_A, ADDR_B, EVENTUALLY};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_camhub");
-const BROWSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mdns_browse.py");
-const ADDR_A: &str = "10.254.0.1";
-const ADDR_B: &str = "10.254.0.2";
-/// Generous bound for anything that should take a second or two.
-const EVENTUALLY: Duration = Duration::from_secs(20);
 /// A goodbye must remove a service well before any TTL (SRV 120 s, PTR 75 min) expires.
 const GOODBYE_WITHIN: Duration = Duration::from_secs(10);
 
-// ---- network namespaces ----------------------------------------------------------------
-
-/// `ip netns add` is not safe to run concurrently the first time (/run/netns mount).
-static NETNS_SETUP: Mutex<()> = Mutex::new(());
-const NETNS_LOCK: &str = "/tmp/camhub-test-netns.lock";
-
-/// Two namespaces `a` and `b` joined by a veth pair (ADDR_A in a, ADDR_B in b), both
-/// deleted on drop (which also deletes the veth pair).
-struct Net {
-    a: String,
-    b: String,
-    /// The veth ends in `a` and `b`.
-    va: String,
-    vb: String,
-    created: Vec<String>,
-}
-
-impl Net {
-    fn new(tag: &str) -> Net {
-        let _setup = NETNS_SETUP.lock().unwrap_or_else(|e| e.into_inner());
-        check_tools();
-        let pid = std::process::id();
-        let mut net = Net {
-            a: format!("camhub-{pid}-{tag}-a"),
-            b: format!("camhub-{pid}-{tag}-b"),
-            va: format!("v{pid}{tag}a"),
-            vb: format!("v{pid}{tag}b"),
-            created: Vec::new(),
-        };
-        for ns in [net.a.clone(), net.b.clone()] {
-            // nextest runs each test in its own process: lock across processes too.
-            let out = Command::new("flock")
-                .args([NETNS_LOCK, "ip", "netns", "add", &ns])
-                .stdin(Stdio::null())
-                .output()
-                .expect("run flock (util-linux)");
-            assert!(
-                out.status.success(),
-                "ip netns add {ns}: {} (the mDNS tests need root for network namespaces)",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            net.created.push(ns);
-        }
-        // Created directly inside the namespaces: the link never exists on the host.
-        let (va, vb) = (net.va.clone(), net.vb.clone());
-        assert!(va.len() <= 15, "interface name {va} too long");
-        ip(&[
-            "link", "add", &va, "netns", &net.a, "type", "veth", "peer", "name", &vb, "netns",
-            &net.b,
-        ]);
-        for (ns, dev, addr) in [(&net.a, &va, ADDR_A), (&net.b, &vb, ADDR_B)] {
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev]);
-        }
-        net
-    }
-
-    /// A command run inside namespace `ns` (`ip netns exec` execs it: same PID).
-    fn command(&self, ns: &str, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, program]);
-        c
-    }
-
-    /// GETs `url` from inside `ns` with curl; None when it fails.
-    fn get(&self, ns: &str, url: &str) -> Option<(u16, String)> {
-        let out = self
-            .command(ns, "curl")
-            .args(["-s", "-m", "5", "-w", "\n%{http_code}", url])
-            .stdin(Stdio::null())
-            .output()
-            .ok()?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n')?;
-        Some((code.trim().parse().ok()?, body.to_string()))
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.created.drain(..).rev() {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &ns])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-fn check_tools() {
-    let ip_ok = Command::new("ip")
-        .args(["netns", "list"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ip_ok,
-        "the mDNS tests need `ip netns` (Debian package iproute2, run as root): \
-         they run camhub in network namespaces so no multicast reaches real interfaces"
-    );
-    let zc_ok = Command::new("/usr/bin/python3")
-        .args(["-c", "import zeroconf"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        zc_ok,
-        "the mDNS tests need /usr/bin/python3 with zeroconf (Debian package \
-         python3-zeroconf; scripts/deps.sh installs it)"
-    );
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {} (the mDNS tests need root for network namespaces)",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
 // ---- processes ------------------------------------------------------------------------
-
-/// Lines a child wrote, shared with the thread reading them, with a wake-up per line.
-#[derive(Clone, Default)]
-struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
-
-impl Lines {
-    fn follow(&self, pipe: impl std::io::Read + Send + 'static, label: String) {
-        let lines = self.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                eprintln!("[{label}] {line}");
-                let (buf, cv) = &*lines.0;
-                buf.lock().unwrap().push(line);
-                cv.notify_all();
-            }
-        });
-    }
-
-    /// Waits until some line (from `from` on) gives `Some`; returns it with its index.
-    fn wait<T>(
-        &self,
-        from: usize,
-        timeout: Duration,
-        mut f: impl FnMut(&str) -> Option<T>,
-    ) -> Option<(usize, T)> {
-        let deadline = Instant::now() + timeout;
-        let (buf, cv) = &*self.0;
-        let mut seen = from;
-        let mut guard = buf.lock().unwrap();
-        loop {
-            while seen < guard.len() {
-                if let Some(v) = f(&guard[seen]) {
-                    return Some((seen, v));
-                }
-                seen += 1;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
-        }
-    }
-
-    fn any(&self, pred: impl Fn(&str) -> bool) -> bool {
-        self.0 .0.lock().unwrap().iter().any(|l| pred(l))
-    }
-}
-
-/// A process started by a test; killed by PID when dropped.
-struct Proc {
-    child: Child,
-    lines: Lines,
-}
-
-impl Proc {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then waits (bounded) for the exit.
-    fn terminate(&mut self) -> ExitStatus {
-        let sent = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "process did not exit on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The real camhub binary in `ns`, mDNS on, one test-pattern stream. Returns it and its
 /// HTTP port.
@@ -258,7 +39,7 @@ fn camhub_with(net: &Net, ns: &str, name: &str, args: &[&str]) -> (Proc, u16) {
     let lines = Lines::default();
     lines.follow(child.stderr.take().unwrap(), name.to_string());
     let proc = Proc { child, lines };
-    let (_, port) = proc
+    let (_, _, port) = proc
         .lines
         .wait(0, EVENTUALLY, |l| {
             let rest = l.split("listening on http://").nth(1)?;
@@ -271,35 +52,6 @@ fn camhub_with(net: &Net, ns: &str, name: &str, args: &[&str]) -> (Proc, u16) {
         })
         .expect("camhub logs its address");
     (proc, port)
-}
-
-/// tests/peers/mdns_browse.py in `ns`, browsing both service types (and resolving
-/// `resolve` if given); waits until ready.
-fn browser(net: &Net, ns: &str, resolve: Option<&str>) -> Proc {
-    let mut command = net.command(ns, "/usr/bin/python3");
-    command.args([BROWSER, "_http._tcp.local.", "_camhub._tcp.local."]);
-    if let Some(host) = resolve {
-        command.args(["--resolve", host, "--bind", ADDR_B]);
-    }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 runs");
-    let lines = Lines::default();
-    lines.follow(child.stdout.take().unwrap(), "browser".into());
-    let proc = Proc { child, lines };
-    proc.lines
-        .wait(0, EVENTUALLY, |l| event(l, "ready"))
-        .expect("browser starts");
-    proc
-}
-
-/// The JSON event on `line` if its "event" is `kind`.
-fn event(line: &str, kind: &str) -> Option<Value> {
-    let v: Value = serde_json::from_str(line).ok()?;
-    (v["event"] == kind).then_some(v)
 }
 
 /// An added/updated event for instance `fullname` that satisfies `pred`.
@@ -335,7 +87,7 @@ fn advertises_resolves_and_says_goodbye() {
     let version = env!("CARGO_PKG_VERSION");
     for ty in ["_http._tcp.local.", "_camhub._tcp.local."] {
         let fullname = format!("{name}.{ty}");
-        let (_, found) = browser
+        let (_, _, found) = browser
             .lines
             .wait(0, EVENTUALLY, |l| service_event(l, &fullname, |_| true))
             .unwrap_or_else(|| panic!("browser never found {fullname}"));
@@ -355,14 +107,14 @@ fn advertises_resolves_and_says_goodbye() {
             .unwrap_or_else(|| panic!("{fullname}: TXT never said live=1"));
     }
 
-    let (_, resolved) = browser
+    let (_, _, resolved) = browser
         .lines
         .wait(0, EVENTUALLY, |l| event(l, "resolved"))
         .unwrap_or_else(|| panic!("{host} never resolved"));
     assert_eq!(resolved["addresses"], serde_json::json!([ADDR_A]));
 
     // Goodbye: removal long before any TTL could expire.
-    let mark = browser.lines.0 .0.lock().unwrap().len();
+    let mark = browser.lines.len();
     let status = box_a.terminate();
     assert!(status.success(), "camhub exit status {status}");
     for ty in ["_http._tcp.local.", "_camhub._tcp.local."] {
@@ -443,12 +195,12 @@ fn a_taken_name_is_renamed() {
     // that window can miss the conflict (see src/mdns.rs).
     std::thread::sleep(Duration::from_secs(2));
 
-    let mark = browser.lines.0 .0.lock().unwrap().len();
+    let mark = browser.lines.len();
     let (second, port_2) = camhub(&net, &net.b, &name);
     let renamed_host = format!("{name}-2.local.");
     for ty in ["_http._tcp.local.", "_camhub._tcp.local."] {
         let fullname = format!("{name} (2).{ty}");
-        let (_, found) = browser
+        let (_, _, found) = browser
             .lines
             .wait(mark, EVENTUALLY, |l| service_event(l, &fullname, |_| true))
             .unwrap_or_else(|| panic!("second box not advertised as {fullname}"));
@@ -498,7 +250,7 @@ fn interfaces_limit_where_it_advertises() {
     let (_shown_box, port) = camhub_with(&net, &net.a, &shown, &["--config", &on_veth]);
 
     let fullname = format!("{shown}._http._tcp.local.");
-    let (_, found) = browser
+    let (_, _, found) = browser
         .lines
         .wait(0, EVENTUALLY, |l| service_event(l, &fullname, |_| true))
         .expect("the box limited to its veth is found");

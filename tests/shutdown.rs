@@ -5,24 +5,19 @@
 //! off. Off the Pi the LEDs use the no-op GPIO backend, which logs each pin write at
 //! debug level (`camhub::leds`); that log is what is checked.
 //!
-//! The network harness is the one of tests/mdns.rs, cut down: two namespaces joined by
-//! a veth pair whose addresses exist only inside them, so no multicast reaches a real
-//! interface. Needs root and iproute2 + python3-zeroconf (scripts/deps.sh).
+//! The network harness is tests/common/netns.rs, shared with tests/mdns.rs: two
+//! namespaces joined by a veth pair whose addresses exist only inside them, so no
+//! multicast reaches a real interface. Needs root and iproute2 + python3-zeroconf
+//! (scripts/deps.sh).
 
 mod common;
 
+use common::netns::{browser, event, Lines, Net, Proc, EVENTUALLY};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_camhub");
-const BROWSER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/mdns_browse.py");
-const ADDR_A: &str = "10.254.0.1";
-const ADDR_B: &str = "10.254.0.2";
-/// Generous bound for start-up steps that take a second or two.
-const EVENTUALLY: Duration = Duration::from_secs(20);
 /// SIGTERM to exit (DESIGN.md, systemd's expectations).
 const EXIT_WITHIN: Duration = Duration::from_secs(2);
 /// From the exit to the browser's "removed". camhub sends its goodbyes before it exits
@@ -41,235 +36,6 @@ const PIN_OFF: u8 = 22;
 /// LEDs wired to 3.3 V (`active_low = true`): lit is low, off is high.
 const OFF_LEVEL: &str = "high";
 const LIT_LEVEL: &str = "low";
-
-// ---- network namespaces (from tests/mdns.rs) ---------------------------------------------
-
-/// `ip netns add` is not safe to run concurrently the first time (/run/netns mount);
-/// the same lock file as tests/mdns.rs, as nextest runs tests in separate processes.
-const NETNS_LOCK: &str = "/tmp/camhub-test-netns.lock";
-
-/// Two namespaces `a` and `b` joined by a veth pair (ADDR_A in a, ADDR_B in b), both
-/// deleted on drop (which also deletes the veth pair).
-struct Net {
-    a: String,
-    b: String,
-    created: Vec<String>,
-}
-
-impl Net {
-    fn new(tag: &str) -> Net {
-        check_tools();
-        let pid = std::process::id();
-        let mut net = Net {
-            a: format!("camhub-{pid}-{tag}-a"),
-            b: format!("camhub-{pid}-{tag}-b"),
-            created: Vec::new(),
-        };
-        for ns in [net.a.clone(), net.b.clone()] {
-            let out = Command::new("flock")
-                .args([NETNS_LOCK, "ip", "netns", "add", &ns])
-                .stdin(Stdio::null())
-                .output()
-                .expect("run flock (util-linux)");
-            assert!(
-                out.status.success(),
-                "ip netns add {ns}: {} (this test needs root for network namespaces)",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            net.created.push(ns);
-        }
-        // Created directly inside the namespaces: the link never exists on the host.
-        let (va, vb) = (format!("v{pid}{tag}a"), format!("v{pid}{tag}b"));
-        assert!(va.len() <= 15, "interface name {va} too long");
-        ip(&[
-            "link", "add", &va, "netns", &net.a, "type", "veth", "peer", "name", &vb, "netns",
-            &net.b,
-        ]);
-        for (ns, dev, addr) in [(&net.a, &va, ADDR_A), (&net.b, &vb, ADDR_B)] {
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-            ip(&["-n", ns, "route", "add", "224.0.0.0/4", "dev", dev]);
-        }
-        net
-    }
-
-    /// A command run inside namespace `ns` (`ip netns exec` execs it: same PID).
-    fn command(&self, ns: &str, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns, program]);
-        c
-    }
-}
-
-impl Drop for Net {
-    fn drop(&mut self) {
-        for ns in self.created.drain(..).rev() {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &ns])
-                .stderr(Stdio::null())
-                .status();
-        }
-    }
-}
-
-fn check_tools() {
-    let ip_ok = Command::new("ip")
-        .args(["netns", "list"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ip_ok,
-        "this test needs `ip netns` (Debian package iproute2, run as root): it runs camhub \
-         with mDNS in network namespaces so no multicast reaches real interfaces"
-    );
-    let zc_ok = Command::new("/usr/bin/python3")
-        .args(["-c", "import zeroconf"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        zc_ok,
-        "this test needs /usr/bin/python3 with zeroconf (Debian package python3-zeroconf; \
-         scripts/deps.sh installs it)"
-    );
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {} (this test needs root for network namespaces)",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-}
-
-// ---- processes --------------------------------------------------------------------------
-
-/// Lines a child wrote, each with the moment the test read it, and whether the pipe has
-/// ended; shared with the thread reading them, with a wake-up per line.
-#[derive(Clone, Default)]
-struct Lines(Arc<(Mutex<Log>, Condvar)>);
-
-/// The lines so far with their arrival times, and whether the pipe has ended.
-#[derive(Default)]
-struct Log {
-    lines: Vec<(Instant, String)>,
-    ended: bool,
-}
-
-impl Lines {
-    fn follow(&self, pipe: impl std::io::Read + Send + 'static, label: String) {
-        let lines = self.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                eprintln!("[{label}] {line}");
-                let (buf, cv) = &*lines.0;
-                buf.lock().unwrap().lines.push((Instant::now(), line));
-                cv.notify_all();
-            }
-            let (buf, cv) = &*lines.0;
-            buf.lock().unwrap().ended = true;
-            cv.notify_all();
-        });
-    }
-
-    /// Waits until some line (from `from` on) gives `Some`; returns it with its index
-    /// and arrival time.
-    fn wait<T>(
-        &self,
-        from: usize,
-        timeout: Duration,
-        mut f: impl FnMut(&str) -> Option<T>,
-    ) -> Option<(usize, Instant, T)> {
-        let deadline = Instant::now() + timeout;
-        let (buf, cv) = &*self.0;
-        let mut seen = from;
-        let mut guard = buf.lock().unwrap();
-        loop {
-            while seen < guard.lines.len() {
-                let (at, line) = &guard.lines[seen];
-                if let Some(v) = f(line) {
-                    return Some((seen, *at, v));
-                }
-                seen += 1;
-            }
-            let now = Instant::now();
-            if now >= deadline || guard.ended {
-                return None;
-            }
-            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
-        }
-    }
-
-    /// Waits (bounded) until the pipe has ended, so every line is in.
-    fn wait_closed(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let (buf, cv) = &*self.0;
-        let mut guard = buf.lock().unwrap();
-        while !guard.ended {
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
-        }
-        true
-    }
-
-    fn len(&self) -> usize {
-        self.0 .0.lock().unwrap().lines.len()
-    }
-
-    fn all(&self) -> Vec<(Instant, String)> {
-        self.0 .0.lock().unwrap().lines.clone()
-    }
-}
-
-/// A process started by the test; killed by PID when dropped.
-struct Proc {
-    child: Child,
-    lines: Lines,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// tests/peers/mdns_browse.py in `ns`, browsing both service types; waits until ready.
-fn browser(net: &Net, ns: &str) -> Proc {
-    let mut child = net
-        .command(ns, "/usr/bin/python3")
-        .args([BROWSER, "_http._tcp.local.", "_camhub._tcp.local."])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 runs");
-    let lines = Lines::default();
-    lines.follow(child.stdout.take().unwrap(), "browser".into());
-    let proc = Proc { child, lines };
-    proc.lines
-        .wait(0, EVENTUALLY, |l| event(l, "ready"))
-        .expect("browser starts");
-    proc
-}
-
-/// The JSON event on `line` if its "event" is `kind`.
-fn event(line: &str, kind: &str) -> Option<Value> {
-    let v: Value = serde_json::from_str(line).ok()?;
-    (v["event"] == kind).then_some(v)
-}
 
 /// The load: `VIEWERS` MJPEG viewers of /stream/cam and a snapshot loop, from inside
 /// camhub's namespace. Prints a JSON line of counts every 0.25 s; ends when camhub has
@@ -375,7 +141,7 @@ fn sigterm_under_load_exits_fast_says_goodbye_and_turns_leds_off() {
     let config_path = dir.path().join("camhub.toml");
     std::fs::write(&config_path, config()).unwrap();
     let name = format!("shutdown-{}", std::process::id());
-    let browser = browser(&net, &net.b);
+    let browser = browser(&net, &net.b, None);
 
     let mut child = net
         .command(&net.a, BIN)

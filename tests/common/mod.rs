@@ -2,6 +2,8 @@
 //! plain HTTP/1.1 client over real TCP, and a part-by-part multipart reader.
 #![allow(dead_code)]
 
+pub mod netns;
+
 use camhub::app::App;
 use camhub::config::Config;
 use camhub::shutdown::Shutdown;
