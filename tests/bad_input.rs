@@ -185,38 +185,7 @@ impl Netns {
 
     /// Runs camhub inside, like [`spawn_camhub`].
     fn spawn_camhub(&self, args: &[&str]) -> Child {
-        let mut process = self
-            .command(env!("CARGO_BIN_EXE_camhub"))
-            .args(["--no-mdns", "--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ip netns exec runs camhub");
-        let stderr = process.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[camhub in netns] {line}");
-                if !sent {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
-                        let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
-                        sent = true;
-                    }
-                }
-            }
-        });
-        let mut child = Child {
-            process,
-            addr: "127.0.0.1:1".parse().unwrap(),
-        };
-        let addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("camhub logs its address");
-        child.addr = addr.parse().expect("address parses");
-        child
+        common::spawn_camhub_with(self.command(env!("CARGO_BIN_EXE_camhub")), args)
     }
 
     /// GET `path` from camhub inside the namespace (with curl run there): status, body.
@@ -783,18 +752,7 @@ fn watch_tcp(addr: SocketAddr, id: &str) -> Watch {
 
 /// `--check-config` on `toml` saved as `c.toml`: (valid, everything printed).
 fn check_config(toml: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("c.toml");
-    std::fs::write(&path, toml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_camhub"))
-        .arg("--config")
-        .arg(&path)
-        .arg("--check-config")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    common::check_config_file("c.toml", toml)
 }
 
 /// A value of the wrong type for every key of every table: (file, line, key).

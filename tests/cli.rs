@@ -1,6 +1,8 @@
 //! The `camhub` binary as a user runs it: `--check-config` on good and bad files, the
 //! error messages they print, and a clean exit on SIGTERM while serving.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,18 +22,7 @@ fn camhub() -> Command {
 }
 
 fn check_config(toml: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("camhub.toml");
-    std::fs::write(&path, toml).unwrap();
-    let out = camhub()
-        .arg("--config")
-        .arg(&path)
-        .arg("--check-config")
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
+    common::check_config_file("camhub.toml", toml)
 }
 
 #[test]

@@ -287,8 +287,17 @@ impl Drop for Child {
 /// Runs the real `camhub` binary on 127.0.0.1:0 with mDNS off plus `args`, and waits for
 /// it to log its address. Its log goes to the test's stderr (shown on failure).
 pub fn spawn_camhub(args: &[&str]) -> Child {
-    use std::process::{Command, Stdio};
-    let mut process = Command::new(env!("CARGO_BIN_EXE_camhub"))
+    spawn_camhub_with(
+        std::process::Command::new(env!("CARGO_BIN_EXE_camhub")),
+        args,
+    )
+}
+
+/// [`spawn_camhub`] through a prepared command that runs the camhub binary (e.g. `ip
+/// netns exec NS camhub`, which execs it, so the PID is camhub's).
+pub fn spawn_camhub_with(mut command: std::process::Command, args: &[&str]) -> Child {
+    use std::process::Stdio;
+    let mut process = command
         .args(["--no-mdns", "--listen", "127.0.0.1:0"])
         .args(args)
         .stdin(Stdio::null())
@@ -319,6 +328,23 @@ pub fn spawn_camhub(args: &[&str]) -> Child {
         .expect("camhub logs its address");
     child.addr = addr.parse().expect("address parses");
     child
+}
+
+/// `camhub --check-config` on `toml` saved as `file_name` in a temp dir: (valid,
+/// everything it printed on stdout and stderr).
+pub fn check_config_file(file_name: &str, toml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(file_name);
+    std::fs::write(&path, toml).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_camhub"))
+        .arg("--config")
+        .arg(&path)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
 }
 
 /// Reads `url` with ffmpeg for 3 s of wall-clock time and returns the frames it decoded
