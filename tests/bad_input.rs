@@ -403,12 +403,12 @@ fn unreachable_and_unresolvable_cameras_back_off_with_clear_reasons() {
         BadCamera {
             id: "dns-http",
             url: "http://cam.invalid:8080/video".into(),
-            error_names: vec!["cam.invalid", "resol"],
+            error_names: vec!["cannot resolve cam.invalid"],
         },
         BadCamera {
             id: "dns-rtsp",
             url: "rtsp://cam.invalid/stream".into(),
-            error_names: vec!["cam.invalid", "resol"],
+            error_names: vec!["cannot resolve cam.invalid"],
         },
     ];
     let mut sources = vec![format!("ok={HEALTHY_URL}")];

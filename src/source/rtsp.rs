@@ -163,6 +163,21 @@ impl RtspSource {
         let options = SessionOptions::default()
             .creds(self.creds.clone())
             .user_agent(format!("camhub/{}", env!("CARGO_PKG_VERSION")));
+        // Resolve first, so a DNS failure says so plainly instead of inside retina's
+        // "DESCRIBE failed: Unable to connect to RTSP server: …" chain.
+        if let Some(url::Host::Domain(host)) = self.url.host() {
+            let port = self.url.port().unwrap_or(554);
+            let why = match tokio::net::lookup_host((host, port)).await {
+                Ok(mut addrs) => addrs.next().is_none().then(|| "no address".to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = why {
+                let url = &self.url;
+                return Err(Error::Source(format!(
+                    "{url}: cannot resolve {host}: {why}"
+                )));
+            }
+        }
         let mut session = Session::describe(self.url.clone(), options)
             .await
             .map_err(|e| self.retina_error("DESCRIBE failed", &e))?;
