@@ -6,12 +6,10 @@
 
 mod common;
 
-use common::netns::{browser, event, Lines, Net, Proc, ADDR_A, ADDR_B, EVENTUALLY};
+use common::netns::{browser, event, spawn_camhub, Net, Proc, ADDR_A, ADDR_B, EVENTUALLY};
 use serde_json::Value;
-use std::process::Stdio;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_camhub");
 /// A goodbye must remove a service well before any TTL (SRV 120 s, PTR 75 min) expires.
 const GOODBYE_WITHIN: Duration = Duration::from_secs(10);
 
@@ -25,33 +23,14 @@ fn camhub(net: &Net, ns: &str, name: &str) -> (Proc, u16) {
 
 /// [`camhub`] with more arguments.
 fn camhub_with(net: &Net, ns: &str, name: &str, args: &[&str]) -> (Proc, u16) {
-    let mut child = net
-        .command(ns, BIN)
-        .args(["--listen", "0.0.0.0:0", "--name", name])
-        .args(["--source", "cam=pattern:?size=160x120&fps=5"])
-        .args(args)
-        .env("RUST_LOG", "info,camhub::mdns=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("camhub runs");
-    let lines = Lines::default();
-    lines.follow(child.stderr.take().unwrap(), name.to_string());
-    let proc = Proc { child, lines };
-    let (_, _, port) = proc
-        .lines
-        .wait(0, EVENTUALLY, |l| {
-            let rest = l.split("listening on http://").nth(1)?;
-            rest.split('/')
-                .next()?
-                .rsplit(':')
-                .next()?
-                .parse::<u16>()
-                .ok()
-        })
-        .expect("camhub logs its address");
-    (proc, port)
+    let mut all = vec![
+        "--name",
+        name,
+        "--source",
+        "cam=pattern:?size=160x120&fps=5",
+    ];
+    all.extend_from_slice(args);
+    spawn_camhub(net, ns, name, "info,camhub::mdns=debug", &all)
 }
 
 /// An added/updated event for instance `fullname` that satisfies `pred`.

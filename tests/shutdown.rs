@@ -12,12 +12,11 @@
 
 mod common;
 
-use common::netns::{browser, event, Lines, Net, Proc, EVENTUALLY};
+use common::netns::{browser, event, spawn_camhub, Lines, Net, Proc, EVENTUALLY};
 use serde_json::Value;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_camhub");
 /// SIGTERM to exit (DESIGN.md, systemd's expectations).
 const EXIT_WITHIN: Duration = Duration::from_secs(2);
 /// From the exit to the browser's "removed". camhub sends its goodbyes before it exits
@@ -143,31 +142,14 @@ fn sigterm_under_load_exits_fast_says_goodbye_and_turns_leds_off() {
     let name = format!("shutdown-{}", std::process::id());
     let browser = browser(&net, &net.b, None);
 
-    let mut child = net
-        .command(&net.a, BIN)
-        .args(["--listen", "0.0.0.0:0", "--name", &name, "--config"])
-        .arg(&config_path)
-        .env("RUST_LOG", "info,camhub::leds=debug,camhub::mdns=debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("camhub runs");
-    let lines = Lines::default();
-    lines.follow(child.stderr.take().unwrap(), "camhub".into());
-    let mut camhub = Proc { child, lines };
-    let (_, _, port) = camhub
-        .lines
-        .wait(0, EVENTUALLY, |l| {
-            let rest = l.split("listening on http://").nth(1)?;
-            rest.split('/')
-                .next()?
-                .rsplit(':')
-                .next()?
-                .parse::<u16>()
-                .ok()
-        })
-        .expect("camhub logs its address");
+    let config_arg = config_path.to_str().expect("temp path is UTF-8");
+    let (mut camhub, port) = spawn_camhub(
+        &net,
+        &net.a,
+        "camhub",
+        "info,camhub::leds=debug,camhub::mdns=debug",
+        &["--name", &name, "--config", config_arg],
+    );
     for ty in ["_http._tcp.local.", "_camhub._tcp.local."] {
         let fullname = format!("{name}.{ty}");
         browser

@@ -265,6 +265,43 @@ impl Drop for Proc {
     }
 }
 
+/// The real camhub binary in `ns`, mDNS on, listening on 0.0.0.0:0, with `args` and
+/// `RUST_LOG=rust_log`; its log is followed under `label`. Returns it and its HTTP port.
+pub fn spawn_camhub(
+    net: &Net,
+    ns: &str,
+    label: &str,
+    rust_log: &str,
+    args: &[&str],
+) -> (Proc, u16) {
+    let mut child = net
+        .command(ns, env!("CARGO_BIN_EXE_camhub"))
+        .args(["--listen", "0.0.0.0:0"])
+        .args(args)
+        .env("RUST_LOG", rust_log)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("camhub runs");
+    let lines = Lines::default();
+    lines.follow(child.stderr.take().unwrap(), label.to_string());
+    let proc = Proc { child, lines };
+    let (_, _, port) = proc
+        .lines
+        .wait(0, EVENTUALLY, |l| {
+            let rest = l.split("listening on http://").nth(1)?;
+            rest.split('/')
+                .next()?
+                .rsplit(':')
+                .next()?
+                .parse::<u16>()
+                .ok()
+        })
+        .expect("camhub logs its address");
+    (proc, port)
+}
+
 /// tests/peers/mdns_browse.py in `ns`, browsing both service types (and resolving
 /// `resolve` if given); waits until ready.
 pub fn browser(net: &Net, ns: &str, resolve: Option<&str>) -> Proc {
