@@ -33,6 +33,8 @@
 # at most ~10, plus the build and the first venv install.
 # Loopback only. Every process it starts is stopped by PID on exit, also on Ctrl-C.
 set -euo pipefail
+# shellcheck source=scripts/lib/errtrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/errtrap.sh"
 cd "$(dirname "$0")/.."
 
 for arg in "$@"; do

@@ -10,6 +10,8 @@
 # Extra arguments go to the bench (`bench/fanout.sh --help` lists them). About 1.5 min
 # plus build time on a 2-core machine.
 set -euo pipefail
+# shellcheck source=scripts/lib/errtrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/errtrap.sh"
 cd "$(dirname "$0")/.."
 
 for arg in "$@"; do

@@ -11,6 +11,8 @@
 #                             back to plain `cargo test`, which runs the same tests.
 #   CAMHUB_NO_RUSTUP=1        never bootstrap rustup when cargo is missing.
 set -euo pipefail
+# shellcheck source=scripts/lib/errtrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/errtrap.sh"
 
 # Run from the repo root so rustup honours a rust-toolchain file if one is added.
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,6 +28,9 @@ APT_PACKAGES=(
     # Test clients and inspection tools.
     curl                     # HTTP client for smoke tests (always to 127.0.0.1)
     file                     # smoke: check the binary really is ARM aarch64
+    procps                   # /bin/kill (tests signal the processes they started, by PID)
+    util-linux               # flock, setpriv (qemu dies with the VM script)
+    systemd                  # systemd-analyze verify (package-check.sh); minimal images lack it
     ffmpeg                   # ffprobe reads JPEG dimensions; ffmpeg counts MJPEG frames
     python3                  # /usr/bin/python3 for test helpers (Debian's, it has gi)
     # aarch64 cross build (linker set in .cargo/config.toml) and user-mode emulation.

@@ -14,6 +14,8 @@
 # exits 1. The same target bodies run on every test run over the seeds and mutations of
 # them (tests/bad_input.rs); this script is the longer, coverage-guided search.
 set -euo pipefail
+# shellcheck source=scripts/lib/errtrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/errtrap.sh"
 
 CARGO_FUZZ_VERSION=0.13.2
 secs=60

@@ -4,6 +4,8 @@
 #
 # Usage: scripts/package-check.sh [--target TRIPLE]   (after the release build for it)
 set -euo pipefail
+# shellcheck source=scripts/lib/errtrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/errtrap.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TARGET=aarch64-unknown-linux-gnu
 [[ ${1:-} == --target ]] && TARGET=$2

@@ -13,6 +13,8 @@
 #        SMOKE_EXIT_TIMEOUT  (5)   seconds allowed from SIGTERM to exit (qemu is slow)
 #        QEMU_LD_PREFIX            aarch64 sysroot (default /usr/aarch64-linux-gnu)
 set -euo pipefail
+# shellcheck source=scripts/lib/errtrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/errtrap.sh"
 
 TARGET=aarch64-unknown-linux-gnu
 SYSROOT=${QEMU_LD_PREFIX:-/usr/aarch64-linux-gnu}

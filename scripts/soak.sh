@@ -36,6 +36,8 @@
 # 3 s of a restart. Exit status 2 for bad arguments. Every process it starts is killed by
 # PID on exit (trap).
 set -euo pipefail
+# shellcheck source=scripts/lib/errtrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/errtrap.sh"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$(pwd)

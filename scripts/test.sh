@@ -3,13 +3,15 @@
 #
 # Sections, in order, stopping at the first failure:
 #   1. deps       scripts/deps.sh (installs only what is missing)
-#   2. fmt        cargo fmt --all -- --check
+#   2. fmt        cargo fmt --all -- --check; no tracked file that .gitignore ignores
 #   3. clippy     cargo clippy --all-targets --locked -- -D warnings (also --features turbojpeg)
 #   4. tests      cargo nextest run --locked (+ cargo test --doc, nextest skips doctests);
 #                 plain `cargo test --locked` when cargo-nextest is not installed
 #   5. aarch64    cargo build --release --locked --target aarch64-unknown-linux-gnu --features turbojpeg
 #   6. smoke      scripts/smoke-aarch64.sh on that binary under qemu-aarch64
-#   7. vm         scripts/vm/vivid-test.sh: real V4L2 (vivid) in qemu-system-aarch64,
+#   7. vm         scripts/vm/fresh-check.sh: the VM step's apt resolution as on a new
+#                 machine (no arm64 dpkg architecture), then
+#                 scripts/vm/vivid-test.sh: real V4L2 (vivid) in qemu-system-aarch64,
 #                 auto-discovery, YUYV -> JPEG, unplug/replug, hot-plug
 #   8. package    scripts/package-check.sh: systemd unit verifies, arm64 .deb contents
 #
@@ -18,6 +20,8 @@
 #      CAMHUB_TEST_TIMEOUT=900 seconds before the test section is killed (hang guard)
 #      CAMHUB_INSTALL_NEXTEST=1 let deps.sh build cargo-nextest if missing (slow)
 set -euo pipefail
+# shellcheck source=scripts/lib/errtrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/errtrap.sh"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO=$(pwd)
@@ -81,6 +85,14 @@ end
 # ---- 2. fmt --------------------------------------------------------------------------
 begin fmt
 cargo fmt --all -- --check
+# Nothing that .gitignore ignores may be tracked (build leftovers such as *.pyc; #11).
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    ignored=$(git ls-files -ci --exclude-standard)
+    if [[ -n $ignored ]]; then
+        printf 'tracked files that .gitignore ignores (git rm --cached them):\n%s\n' "$ignored" >&2
+        exit 1
+    fi
+fi
 end
 
 # ---- 3. clippy -----------------------------------------------------------------------
@@ -128,6 +140,8 @@ end
 
 # ---- 7. real V4L2 in a VM -------------------------------------------------------------
 begin vm
+# The VM step's apt resolution on a simulated new machine (no arm64 architecture; #11).
+bash scripts/vm/fresh-check.sh
 bash scripts/vm/vivid-test.sh --no-build --bin "$BIN"
 end
 

@@ -12,6 +12,8 @@
 # so a platform without an OpenCV wheel fails fast instead of compiling OpenCV for hours).
 # Concurrent runs (the harness and run.sh) are serialized with flock on the venv dir.
 set -euo pipefail
+# shellcheck source=scripts/lib/errtrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/errtrap.sh"
 
 here=$(cd "$(dirname "$0")" && pwd)
 venv="$here/.venv"

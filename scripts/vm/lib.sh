@@ -30,14 +30,20 @@ vm_as_root() {
 }
 
 # The kernel package linux-image-arm64:arm64 depends on (this release's current kernel).
+# Empty (not a failure) when apt has no arm64 lists: apt-cache exits 100 there.
 vm_kernel_pkg() {
-    apt-cache depends linux-image-arm64:arm64 2>/dev/null \
+    { apt-cache depends linux-image-arm64:arm64 2>/dev/null || true; } \
         | awk '/Depends: linux-image-[0-9]/ { sub(":arm64", "", $2); print $2; exit }'
+}
+
+# True when dpkg already knows arm64 as a foreign architecture (never on a new machine).
+vm_has_arm64() {
+    dpkg --print-foreign-architectures | grep -qx arm64
 }
 
 # Make apt know the arm64 archive (adds the architecture and updates the lists).
 vm_apt_arm64() {
-    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    if ! vm_has_arm64; then
         vm_log "dpkg --add-architecture arm64"
         vm_as_root dpkg --add-architecture arm64
     fi
@@ -87,15 +93,18 @@ vm_resolve() {
         | awk '/^[^ ]/ { p = $1 } /Candidate:/ { print p, $2 }')
 }
 
-# Sets VM_KERNEL_TREE (extracted linux-image) and VM_BUSYBOX_TREE, downloading if needed.
-vm_fetch() {
-    mkdir -p "$VM_CACHE"
-    VM_CACHE=$(cd "$VM_CACHE" && pwd)
-    [[ -f $VM_CACHE/CACHEDIR.TAG ]] || printf 'Signature: 8a477f597d28d172789f06886806bc55\n' >"$VM_CACHE/CACHEDIR.TAG"
-    # apt-cache is slow on a busy machine: two calls when everything is cached. Lists are
-    # updated only when something must be downloaded (or apt knows no arm64 at all), so
-    # a cold cache always fetches the archive's current versions.
-    local kpkg kver bver updated=0
+# Sets kpkg/kver/bver in the caller's scope from apt's lists, first making apt know the
+# arm64 archive when it does not (a new machine: no foreign architecture, so every
+# question about an :arm64 package fails until `dpkg --add-architecture arm64` and an
+# update; issue #11). Lists are updated at most once, and only when that is needed or
+# something must be downloaded, so a cold cache always fetches the current versions.
+# scripts/vm/fresh-check.sh runs this on a simulated new machine.
+vm_resolve_packages() {
+    local updated=0
+    if ! vm_has_arm64 && [[ ${VM_OFFLINE:-0} != 1 ]]; then
+        vm_apt_arm64 || vm_log "could not add the arm64 archive; trying the cache"
+        updated=1
+    fi
     while :; do
         vm_resolve
         if [[ -n $kpkg && -n $kver && -f $VM_CACHE/${kpkg}_${kver//:/%3a}/.done \
@@ -106,6 +115,16 @@ vm_fetch() {
         vm_apt_arm64 || vm_log "could not update the arm64 apt lists; trying the cache"
         updated=1
     done
+}
+
+# Sets VM_KERNEL_TREE (extracted linux-image) and VM_BUSYBOX_TREE, downloading if needed.
+vm_fetch() {
+    mkdir -p "$VM_CACHE"
+    VM_CACHE=$(cd "$VM_CACHE" && pwd)
+    [[ -f $VM_CACHE/CACHEDIR.TAG ]] || printf 'Signature: 8a477f597d28d172789f06886806bc55\n' >"$VM_CACHE/CACHEDIR.TAG"
+    # apt-cache is slow on a busy machine: two calls when everything is cached.
+    local kpkg kver bver
+    vm_resolve_packages
     if [[ -n $kpkg && -n $kver ]]; then
         VM_KERNEL_TREE=$VM_CACHE/${kpkg}_${kver//:/%3a}
         # A tree pruned for another module list lacks modules: fetch it again.

@@ -42,6 +42,8 @@
 #      VM_CACHE               package cache (default target/vm-cache)
 #      VM_OFFLINE=1           never run apt-get update; use the cache when apt lacks arm64
 set -euo pipefail
+# shellcheck source=scripts/lib/errtrap.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/errtrap.sh"
 T0=$SECONDS
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # shellcheck source=scripts/vm/lib.sh
