@@ -6,6 +6,7 @@
 //! - [`hub`]: per-stream latest-frame slot, viewers awaiting the next frame, counters.
 //! - [`supervise`]: the state machine, stall watchdog and backoff around any source.
 //! - [`source`]: the `Source` trait and one module per kind of camera.
+//! - [`multipart`]: the MJPEG part parser shared by the HTTP-MJPEG and exec sources.
 //! - [`discover`]: finding local V4L2 cameras at startup and when they are plugged in.
 //! - [`jpeg`] and [`draw`]: JPEG encoding/checks and the text drawn into test patterns
 //!   and OFFLINE placeholders.
@@ -29,6 +30,7 @@ pub mod jpeg;
 mod jpeg_turbo;
 pub mod leds;
 pub mod mdns;
+pub mod multipart;
 pub mod shutdown;
 pub mod source;
 pub mod supervise;

@@ -8,7 +8,8 @@
 //! replay keeps checking them once fixed.
 
 use camhub::config::{Config, SourceKind};
-use camhub::source::http_mjpeg::{fuzz_body, BodyRun, MAX_HEAD_BYTES, MAX_PART_BYTES};
+use camhub::multipart::MAX_PART_HEADERS_BYTES;
+use camhub::source::http_mjpeg::{fuzz_body, BodyRun, MAX_PART_BYTES};
 use std::path::Path;
 
 /// Part caps the multipart target picks from: small ones so inputs of a few KiB reach
@@ -62,7 +63,7 @@ fn split_reads(body: &[u8], seed: u8, max_read_bytes: usize) -> Vec<&[u8]> {
 /// What the parser promises, whatever the input (besides not panicking).
 fn check_body_run(run: &BodyRun, body_bytes: usize, chunked: bool, max_part_bytes: usize) {
     // Memory is bounded by the documented caps: a part, or a part-header block.
-    let max_buffered_bytes = max_part_bytes.max(MAX_HEAD_BYTES);
+    let max_buffered_bytes = max_part_bytes.max(MAX_PART_HEADERS_BYTES);
     assert!(
         run.max_buffered_bytes <= max_buffered_bytes,
         "the parser held {} bytes between reads; the caps allow {max_buffered_bytes}",

@@ -9,7 +9,8 @@
 //! - The output format is told from its first bytes: `FF D8` is a stream of concatenated
 //!   JPEGs (rpicam-vid, `ffmpeg -f image2pipe` / `-f mjpeg`), split at the markers by
 //!   [`JpegSplitter`]; `--` is multipart (`ffmpeg -f mpjpeg`, curl of a camera), parsed
-//!   by the HTTP-MJPEG source's bounded [`Multipart`] parser.
+//!   by the bounded [`Multipart`] parser of [`crate::multipart`], which the HTTP-MJPEG
+//!   source uses too.
 //! - Memory is bounded: a frame, and the junk skipped between frames, are capped at
 //!   [`MAX_FRAME_BYTES`]; an output that is not MJPEG fails the run with a clear error.
 //! - The command runs in its own process group. `close` sends SIGTERM to the whole group
@@ -25,8 +26,8 @@
 use crate::config::{redact_url, StreamConfig};
 use crate::error::{Error, Result};
 use crate::frame::Frame;
+use crate::multipart::Multipart;
 use crate::shutdown::Shutdown;
-use crate::source::http_mjpeg::{Multipart, Sink as _};
 use crate::source::{Event, Source, POLL_INTERVAL};
 use async_io::{Async, Timer};
 use bytes::{Buf, Bytes, BytesMut};
@@ -475,7 +476,10 @@ impl Frames {
                 s.feed(data);
                 Ok(())
             }
-            Frames::Multipart(m) => m.feed(data),
+            Frames::Multipart(m) => {
+                m.feed(data);
+                Ok(())
+            }
             Frames::Sniff(head) => {
                 let start = if head.is_empty() {
                     data.iter()
