@@ -52,9 +52,11 @@ impl App {
                 url = %stream.url_redacted,
                 "starting source"
             );
-            let thread = supervise::spawn(stream_config.clone(), stream.clone(), shutdown.clone())
-                .map_err(|e| Error::io(format!("spawning thread for stream {}", stream.id), e))?;
-            threads.push(thread);
+            let feeds = supervise::spawn(stream_config.clone(), stream.clone(), shutdown.clone())
+                .map_err(|e| {
+                Error::io(format!("spawning thread for stream {}", stream.id), e)
+            })?;
+            threads.extend(feeds);
         }
 
         if config.discover {

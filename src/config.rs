@@ -220,6 +220,13 @@ pub struct StreamConfig {
     pub password: Option<String>,
     /// RTSP transport: TCP interleaved (default, works through NAT and firewalls) or UDP.
     pub transport: Transport,
+    /// The camera's smaller second stream, if it has one: it feeds the grid's small
+    /// renditions, so the main stream (often H.264 that must be decoded) is only
+    /// decoded while someone watches it full size. Same rules as `url`.
+    pub sub_url: Option<String>,
+    /// Credentials for `sub_url`; `username`/`password` apply when these are unset.
+    pub sub_username: Option<String>,
+    pub sub_password: Option<String>,
 }
 
 /// How RTSP media packets travel.
@@ -255,6 +262,29 @@ impl StreamConfig {
             username: None,
             password: None,
             transport: Transport::Tcp,
+            sub_url: None,
+            sub_username: None,
+            sub_password: None,
+        })
+    }
+
+    /// The sub-stream as a stream of its own (same id, so its thread is `src-<id>-sub`
+    /// and its errors name the camera), or `None` without `sub_url`. The main stream's
+    /// `size` cap and `fps` do not apply: the sub-stream is the small one already.
+    pub fn sub_config(&self) -> Option<StreamConfig> {
+        let url = self.sub_url.clone()?;
+        Some(StreamConfig {
+            kind: SourceKind::from_url(&url)?,
+            url,
+            led: None,
+            fps: None,
+            size: None,
+            username: self.sub_username.clone().or_else(|| self.username.clone()),
+            password: self.sub_password.clone().or_else(|| self.password.clone()),
+            sub_url: None,
+            sub_username: None,
+            sub_password: None,
+            ..self.clone()
         })
     }
 }
@@ -321,6 +351,9 @@ struct FileStream {
     username: Option<String>,
     password: Option<String>,
     transport: Option<Transport>,
+    sub_url: Option<Spanned<String>>,
+    sub_username: Option<String>,
+    sub_password: Option<String>,
 }
 
 impl Config {
@@ -481,6 +514,15 @@ impl Config {
             let url = s.url.get_ref();
             let kind = check_url(url)
                 .map_err(|m| err(s.url.span(), "stream.url", format!("stream {id:?}: {m}")))?;
+            let sub_url = match &s.sub_url {
+                Some(u) => {
+                    check_url(u.get_ref()).map_err(|m| {
+                        err(u.span(), "stream.sub_url", format!("stream {id:?}: {m}"))
+                    })?;
+                    Some(u.get_ref().clone())
+                }
+                None => None,
+            };
             let led = match &s.led {
                 Some(pin) if *pin.get_ref() > 27 => {
                     return Err(err(
@@ -541,6 +583,9 @@ impl Config {
                 username: s.username.clone(),
                 password: s.password.clone(),
                 transport: s.transport.unwrap_or_default(),
+                sub_url,
+                sub_username: s.sub_username.clone(),
+                sub_password: s.sub_password.clone(),
             });
         }
         check_unique_ids(file.stream.iter().map(|s| {
@@ -594,6 +639,13 @@ impl Config {
                 s.led.map(|p| format!(" led=BCM{p}")).unwrap_or_default(),
                 if s.enabled { "" } else { " (disabled)" }
             ));
+            if let Some(sub) = s.sub_config() {
+                out.push_str(&format!(
+                    "    sub-stream: {} {}\n",
+                    sub.kind.as_str(),
+                    sub.redacted_url()
+                ));
+            }
         }
         out
     }
@@ -1012,6 +1064,44 @@ enabled = false
         );
         let e = parse_err("[leds]\nsystem = 5\nviewers = 5\n");
         assert!(e.contains("cam.toml:3: leds.viewers"), "{e}");
+    }
+
+    #[test]
+    fn sub_url_is_checked_and_inherits_credentials() {
+        let c = Config::parse(
+            "[[stream]]\nid = \"door\"\nurl = \"rtsp://cam/main\"\nusername = \"u\"\npassword = \"p\"\nsize = \"1280x720\"\nsub_url = \"rtsp://cam/sub\"\n\
+             [[stream]]\nid = \"yard\"\nurl = \"rtsp://cam2/main\"\nsub_url = \"http://cam2:8080/video\"\nsub_username = \"v\"\nsub_password = \"q\"\n",
+            None,
+        )
+        .unwrap();
+        let door = c.streams[0].sub_config().unwrap();
+        assert_eq!(door.url, "rtsp://cam/sub");
+        assert_eq!(door.kind, SourceKind::Rtsp);
+        assert_eq!(
+            (door.username.as_deref(), door.password.as_deref()),
+            (Some("u"), Some("p"))
+        );
+        assert_eq!(
+            door.size, None,
+            "the main stream's size cap is not the sub-stream's"
+        );
+        assert_eq!(door.id, "door");
+        let yard = c.streams[1].sub_config().unwrap();
+        assert_eq!(yard.kind, SourceKind::HttpMjpeg);
+        assert_eq!(
+            (yard.username.as_deref(), yard.password.as_deref()),
+            (Some("v"), Some("q"))
+        );
+        assert!(c.streams[1].clone().sub_url.is_some());
+        assert!(StreamConfig::new("x", "pattern:")
+            .unwrap()
+            .sub_config()
+            .is_none());
+        let e = parse_err("[[stream]]\nid = \"a\"\nurl = \"pattern:\"\nsub_url = \"ftp://x\"\n");
+        assert!(
+            e.contains("cam.toml:4: stream.sub_url") && e.contains("scheme"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -320,7 +320,7 @@ pub fn spawn_hotplug(hub: Arc<Hub>, shutdown: Shutdown) -> io::Result<JoinHandle
                         "camera plugged in; starting source"
                     );
                     match supervise::spawn(config, stream, shutdown.clone()) {
-                        Ok(thread) => threads.push(thread),
+                        Ok(feeds) => threads.extend(feeds),
                         Err(e) => tracing::warn!(error = %e, "cannot start a source thread"),
                     }
                 }

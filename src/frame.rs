@@ -2,7 +2,7 @@
 //! and capture time. Encoded once, then handed to every viewer without copying.
 
 use bytes::Bytes;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// One JPEG frame of a stream.
 #[derive(Clone, Debug)]
@@ -19,7 +19,17 @@ pub struct Frame {
     pub captured_wall: SystemTime,
 }
 
+/// A frame older than this when it is sent is marked stale (the `X-Camhub-Stale` part
+/// header, the mux's `stale` kind), so a page never shows an old picture as live: e.g.
+/// the last frame of an idle camera, shown at once while a fresh one is made.
+pub const STALE_AFTER: Duration = Duration::from_secs(2);
+
 impl Frame {
+    /// True when the frame was captured more than [`STALE_AFTER`] ago.
+    pub fn is_stale(&self) -> bool {
+        self.captured_at.elapsed() > STALE_AFTER
+    }
+
     /// A frame captured now; `seq` is filled in by the hub.
     pub fn new(jpeg: Bytes, width: u32, height: u32) -> Self {
         Frame {

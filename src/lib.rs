@@ -4,12 +4,14 @@
 //! - [`config`]: TOML file + CLI → validated [`config::Config`].
 //! - [`frame`]: a JPEG frame shared by every viewer.
 //! - [`hub`]: per-stream latest-frame slot, viewers awaiting the next frame, counters.
+//! - [`rendition`]: the smaller sizes a stream serves to phone grids (width ladder).
 //! - [`supervise`]: the state machine, stall watchdog and backoff around any source.
 //! - [`source`]: the `Source` trait and one module per kind of camera.
 //! - [`multipart`]: the MJPEG part parser shared by the HTTP-MJPEG and exec sources.
 //! - [`discover`]: finding local V4L2 cameras at startup and when they are plugged in.
 //! - [`jpeg`] and [`draw`]: JPEG encoding/checks and the text drawn into test patterns
 //!   and OFFLINE placeholders.
+//! - [`jpeg_decode`]: decoding a camera's JPEG at 1/2, 1/4 or 1/8 size, for renditions.
 //! - [`http`]: the HTTP server (hyper on smol): MJPEG, snapshots, API, page.
 //! - [`mdns`]: advertising on the LAN (`camhub.local`) and finding other boxes.
 //! - [`leds`]: stream state → GPIO LED patterns (rppal on the Pi, no-op elsewhere).
@@ -26,11 +28,13 @@ pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod jpeg;
+pub mod jpeg_decode;
 #[cfg(feature = "turbojpeg")]
 mod jpeg_turbo;
 pub mod leds;
 pub mod mdns;
 pub mod multipart;
+pub mod rendition;
 pub mod shutdown;
 pub mod source;
 pub mod supervise;

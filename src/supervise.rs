@@ -7,9 +7,11 @@
 
 use crate::config::StreamConfig;
 use crate::error::Error;
-use crate::hub::Stream;
+use crate::frame::Frame;
+use crate::hub::{Role, Stream};
+use crate::rendition;
 use crate::shutdown::Shutdown;
-use crate::source::{self, Event, Source};
+use crate::source::{self, Event, Picture, Source};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -230,21 +232,28 @@ impl Clock for SystemClock {
     }
 }
 
-/// Starts the stream's source on its own thread named `src-<id>`.
+/// Starts the stream's source on its own thread named `src-<id>`, and its sub-stream's
+/// (if configured) on `src-<id>-sub`.
 pub fn spawn(
     config: StreamConfig,
     stream: Arc<Stream>,
     shutdown: Shutdown,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name(format!("src-{}", config.id))
-        .spawn(move || {
+) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let mut feeds = vec![(Role::Main, format!("src-{}", config.id), config.clone())];
+    if let Some(sub) = config.sub_config() {
+        feeds.push((Role::Sub, format!("src-{}-sub", config.id), sub));
+    }
+    let mut threads = Vec::new();
+    for (role, name, config) in feeds {
+        let (stream, shutdown) = (stream.clone(), shutdown.clone());
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
             if !config.enabled {
-                stream.set_status(Status::new(State::Disabled));
+                stream.set_status_as(role, Status::new(State::Disabled));
                 return;
             }
             let source = source::build(&config, &shutdown);
-            run(
+            run_as(
+                role,
                 source,
                 &stream,
                 &shutdown,
@@ -252,21 +261,46 @@ pub fn spawn(
                 Backoff::default(),
                 config.stall_after,
             );
-        })
+        })?;
+        threads.push(thread);
+    }
+    Ok(threads)
 }
 
-/// Runs `source` until shutdown: open, pump events into the hub, watch for stalls, back
-/// off after failures. Errors are logged here, once per change, and nowhere else.
+/// Runs `source` as the stream's main feed (see [`run_as`]).
 pub fn run(
     source: Result<Box<dyn Source>, Error>,
-    stream: &Stream,
+    stream: &Arc<Stream>,
+    shutdown: &Shutdown,
+    clock: &dyn Clock,
+    policy: Backoff,
+    stall_after: Duration,
+) {
+    run_as(
+        Role::Main,
+        source,
+        stream,
+        shutdown,
+        clock,
+        policy,
+        stall_after,
+    );
+}
+
+/// Runs `source` as `role` of `stream` until shutdown: open, pump events into the hub,
+/// watch for stalls, back off after failures. Errors are logged here, once per change,
+/// and nowhere else.
+pub fn run_as(
+    role: Role,
+    source: Result<Box<dyn Source>, Error>,
+    stream: &Arc<Stream>,
     shutdown: &Shutdown,
     clock: &dyn Clock,
     policy: Backoff,
     stall_after: Duration,
 ) {
     let mut machine = Machine::new(policy, stall_after, clock.now());
-    let mut log = TransitionLog::default();
+    let mut log = TransitionLog::new(role);
     let mut source = match source {
         Ok(s) => s,
         Err(e) => {
@@ -275,6 +309,7 @@ pub fn run(
             return;
         }
     };
+    let mut out = Output::new(stream, role);
 
     while !shutdown.is_triggered() {
         machine.starting(clock.now());
@@ -283,7 +318,7 @@ pub fn run(
         let error = match guarded(|| source.open()) {
             Ok(()) => pump(
                 &mut *source,
-                stream,
+                &mut out,
                 shutdown,
                 clock,
                 &mut machine,
@@ -310,39 +345,109 @@ pub fn run(
     }
 }
 
+/// Where one feed's frames go: the hub, plus what it takes to serve renditions (an
+/// encoder for full-size frames of decoded pictures, the rendition maker, and the
+/// rendition thread for JPEG passthrough).
+struct Output {
+    stream: Arc<Stream>,
+    role: Role,
+    /// Full-size frames of decoded/drawn pictures, encoded only when someone wants them.
+    encoder: Option<(u8, crate::jpeg::Encoder)>,
+    maker: rendition::Maker,
+    worker: rendition::Worker,
+}
+
+impl Output {
+    fn new(stream: &Arc<Stream>, role: Role) -> Output {
+        Output {
+            stream: stream.clone(),
+            role,
+            encoder: None,
+            maker: rendition::Maker::default(),
+            worker: rendition::Worker::new(stream, role),
+        }
+    }
+
+    fn wanted(&self) -> bool {
+        self.stream.wanted_as(self.role)
+    }
+
+    /// A JPEG from the camera: published as is; scaled renditions (if someone waits for
+    /// one) are made from it on the rendition thread.
+    fn frame(&mut self, frame: Frame) {
+        let (w, h) = (frame.width, frame.height);
+        self.stream.count(self.role, w, h, frame.captured_at);
+        let frame = self.stream.publish_as(self.role, frame);
+        if !self.stream.scaled_jobs(self.role, w).is_empty() {
+            self.worker.offer(&self.stream, self.role, frame);
+        }
+    }
+
+    /// A decoded or drawn picture: encoded at full size only if someone wants that, and
+    /// scaled for every rendition that waits for a frame, here on the source's thread.
+    fn picture(&mut self, picture: &Picture<'_>) -> Result<(), Error> {
+        let image = &picture.image;
+        let captured = (picture.captured_at, picture.captured_wall);
+        self.stream
+            .count(self.role, image.width, image.height, picture.captured_at);
+        let jobs = self.stream.jobs(self.role, image.width);
+        if jobs.full {
+            let encoder = match &mut self.encoder {
+                Some((q, e)) if *q == picture.quality => e,
+                slot => {
+                    &mut slot
+                        .insert((picture.quality, crate::jpeg::Encoder::new(picture.quality)))
+                        .1
+                }
+            };
+            let mut frame = Frame::new(encoder.encode_i420(image)?, image.width, image.height);
+            (frame.captured_at, frame.captured_wall) = captured;
+            self.stream.publish_as(self.role, frame);
+        }
+        rendition::make_all(&mut self.maker, image, &jobs.scaled, captured, self.role);
+        Ok(())
+    }
+}
+
 /// Moves events from an open source into the hub until it fails, stalls or shutdown
 /// (`None`).
 fn pump(
     source: &mut dyn Source,
-    stream: &Stream,
+    out: &mut Output,
     shutdown: &Shutdown,
     clock: &dyn Clock,
     machine: &mut Machine,
     log: &mut TransitionLog,
 ) -> Option<Error> {
     while !shutdown.is_triggered() {
-        match guarded(|| source.next(stream.wanted())) {
-            Ok(Event::Frame(frame)) => {
-                stream.publish(frame);
-                if machine.progress(clock.now()) {
-                    log.report(stream, machine);
+        let wanted = out.wanted();
+        let progressed = match guarded(|| {
+            Ok(match source.next(wanted)? {
+                Event::Frame(frame) => {
+                    out.frame(frame);
+                    true
                 }
-            }
-            Ok(Event::Alive) => {
-                if machine.progress(clock.now()) {
-                    log.report(stream, machine);
+                Event::Picture(picture) => {
+                    out.picture(&picture)?;
+                    true
                 }
-            }
-            Ok(Event::Idle) => {
-                if machine.idle(clock.now()) {
-                    log.report(stream, machine);
-                    // The stall reason is already in last_error; keep it.
-                    return Some(Error::Source(
-                        machine.status().last_error.clone().unwrap_or_default(),
-                    ));
-                }
-            }
+                Event::Alive => true,
+                Event::Idle => false,
+            })
+        }) {
+            Ok(p) => p,
             Err(e) => return Some(e),
+        };
+        if progressed {
+            if machine.progress(clock.now()) {
+                log.report(&out.stream, machine);
+            }
+        } else if machine.idle(clock.now()) {
+            log.report(&out.stream, machine);
+            // The stall reason is already in last_error; keep it.
+            return Some(Error::Source(
+                machine.status().last_error.clone().unwrap_or_default(),
+            ));
         }
     }
     None
@@ -363,21 +468,36 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
 
 /// Publishes status changes to the hub and logs them without repeating the same error
 /// every backoff round.
-#[derive(Default)]
 struct TransitionLog {
+    role: Role,
     last_logged_error: Option<String>,
 }
 
 impl TransitionLog {
+    fn new(role: Role) -> TransitionLog {
+        TransitionLog {
+            role,
+            last_logged_error: None,
+        }
+    }
+
     fn report(&mut self, stream: &Stream, machine: &Machine) {
         let status = machine.status().clone();
-        if stream.status() == status {
+        let Some(feed) = stream.feed(self.role) else {
+            return;
+        };
+        if feed.status() == status {
             return;
         }
+        // Log lines name the sub-stream as `<id>/sub`.
+        let id = match self.role {
+            Role::Main => stream.id.clone(),
+            Role::Sub => format!("{}/sub", stream.id),
+        };
         match &status.state {
-            State::Live => tracing::info!(stream = %stream.id, "live"),
+            State::Live => tracing::info!(stream = %id, "live"),
             State::Failed => tracing::error!(
-                stream = %stream.id,
+                stream = %id,
                 error = status.last_error.as_deref().unwrap_or(""),
                 "failed; not retrying"
             ),
@@ -385,7 +505,7 @@ impl TransitionLog {
                 let retry_in = retry_at.saturating_duration_since(Instant::now());
                 if status.last_error != self.last_logged_error {
                     tracing::warn!(
-                        stream = %stream.id,
+                        stream = %id,
                         error = status.last_error.as_deref().unwrap_or(""),
                         attempt,
                         "source down; retrying in {:.1} s",
@@ -393,18 +513,18 @@ impl TransitionLog {
                     );
                     self.last_logged_error = status.last_error.clone();
                 } else {
-                    tracing::debug!(stream = %stream.id, attempt, "still down");
+                    tracing::debug!(stream = %id, attempt, "still down");
                 }
             }
-            State::Stalled => tracing::warn!(stream = %stream.id, "stalled; reconnecting"),
+            State::Stalled => tracing::warn!(stream = %id, "stalled; reconnecting"),
             State::Starting | State::Disabled => {
-                tracing::debug!(stream = %stream.id, state = status.state.as_str())
+                tracing::debug!(stream = %id, state = status.state.as_str())
             }
         }
         if status.state == State::Live {
             self.last_logged_error = None;
         }
-        stream.set_status(status);
+        stream.set_status_as(self.role, status);
     }
 }
 
@@ -622,7 +742,7 @@ mod tests {
                 _ => Ok(()),
             }
         }
-        fn next(&mut self, _wanted: bool) -> Result<Event, Error> {
+        fn next(&mut self, _wanted: bool) -> Result<Event<'_>, Error> {
             match self.step() {
                 Step::Frame => {
                     self.clock.advance(secs(0.1));

@@ -7,66 +7,8 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-/// One record: `<id> <length> <kind> <unix-ms>\n` and the JPEG.
-#[derive(Debug)]
-struct Record {
-    id: String,
-    kind: String,
-    jpeg: Vec<u8>,
-}
-
-/// Reads `/mux` records, undoing the chunked transfer encoding on the way.
-struct MuxReader {
-    r: BufReader<Dechunk>,
-}
-
-impl MuxReader {
-    fn open(addr: SocketAddr, query: &str) -> MuxReader {
-        let mut s = connect(addr);
-        write!(s, "GET /mux?{query} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
-        let mut r = BufReader::new(s);
-        let (status, headers) = read_head(&mut r);
-        assert_eq!(status, 200, "{query}");
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
-        assert_eq!(header("content-type"), Some("application/x-camhub-mux"));
-        assert_eq!(header("transfer-encoding"), Some("chunked"));
-        assert!(header("cache-control").unwrap().contains("no-store"));
-        MuxReader {
-            r: BufReader::new(dechunk(r)),
-        }
-    }
-
-    fn record(&mut self) -> Record {
-        let mut line = String::new();
-        self.r.read_line(&mut line).expect("record header");
-        assert!(
-            line.ends_with('\n') && line.len() <= 128,
-            "bad header {line:?}"
-        );
-        let fields: Vec<&str> = line.trim_end().split(' ').collect();
-        let [id, len, kind, unix_ms] = fields[..] else {
-            panic!("header {line:?} has not 4 fields");
-        };
-        let unix_ms: u64 = unix_ms.parse().expect("unix-ms is a number");
-        assert!(unix_ms > 1_600_000_000_000, "capture time {unix_ms}");
-        let mut jpeg = vec![0; len.parse().expect("length is a number")];
-        self.r.read_exact(&mut jpeg).expect("the whole JPEG");
-        Record {
-            id: id.to_string(),
-            kind: kind.to_string(),
-            jpeg,
-        }
-    }
-}
 
 fn viewers(addr: SocketAddr, id: &str) -> u64 {
     api_stream(addr, id)["viewers"].as_u64().unwrap()

@@ -2,6 +2,7 @@
 //! facts for programs. URLs are shown without credentials.
 
 use super::{full, Body, Ctx};
+use crate::hub::Role;
 use hyper::header::{self, HeaderValue};
 use hyper::Response;
 use serde::Serialize;
@@ -31,6 +32,38 @@ pub struct StreamInfo<'a> {
     /// What that LED shows ("off", "blink-slow", "on", "blink-fast"), so a page can
     /// mirror it; given even without a pin.
     pub led_pattern: &'static str,
+    /// The camera's sub-stream (`sub_url`), when it has one.
+    pub sub: Option<FeedInfo<'a>>,
+    /// The smaller sizes being made now, for whom and from which feed.
+    pub renditions: Vec<RenditionInfo>,
+}
+
+/// A sub-stream as the API shows it.
+#[derive(Serialize)]
+pub struct FeedInfo<'a> {
+    pub kind: &'a str,
+    pub state: &'static str,
+    pub last_error: Option<String>,
+    pub fps: f64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub frames: u64,
+    pub url: &'a str,
+}
+
+/// One rendition someone watches.
+#[derive(Serialize)]
+pub struct RenditionInfo {
+    /// The ladder step.
+    pub width: u32,
+    /// The size of its newest frame.
+    pub frame_width: Option<u32>,
+    pub frame_height: Option<u32>,
+    pub viewers: usize,
+    /// Frames made (or passed on) since it was first asked for.
+    pub frames: u64,
+    /// Which feed serves it now: "main" or "sub".
+    pub feed: &'static str,
 }
 
 pub fn streams(ctx: &Ctx) -> Response<Body> {
@@ -59,6 +92,35 @@ pub fn streams(ctx: &Ctx) -> Response<Body> {
                 dropped: s.dropped(),
                 url: &s.url_redacted,
                 led: s.led,
+                sub: s.feed(Role::Sub).map(|f| {
+                    let status = f.status();
+                    let size = f.size();
+                    FeedInfo {
+                        kind: f.kind,
+                        state: status.state.as_str(),
+                        last_error: status.last_error,
+                        fps: (f.fps() * 10.0).round() / 10.0,
+                        width: size.map(|(w, _)| w),
+                        height: size.map(|(_, h)| h),
+                        frames: f.frames(),
+                        url: &f.url_redacted,
+                    }
+                }),
+                renditions: s
+                    .slots()
+                    .iter()
+                    .map(|slot| {
+                        let latest = slot.latest();
+                        RenditionInfo {
+                            width: slot.width,
+                            frame_width: latest.as_ref().map(|f| f.width),
+                            frame_height: latest.as_ref().map(|f| f.height),
+                            viewers: slot.viewers(),
+                            frames: slot.made(),
+                            feed: s.producer(slot.width).as_str(),
+                        }
+                    })
+                    .collect(),
             }
         })
         .collect();

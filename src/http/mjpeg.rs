@@ -4,7 +4,7 @@
 
 use super::{empty, text, Body};
 use crate::frame::Frame;
-use crate::hub::{Stream, ViewerGuard};
+use crate::hub::{Stream, View};
 use crate::supervise::State;
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
@@ -25,9 +25,14 @@ const STREAM_START: &[u8] = b"--camhubframe\r\n";
 /// How often the OFFLINE placeholder is repeated while the stream is down.
 pub(super) const PLACEHOLDER_EVERY: Duration = Duration::from_secs(1);
 
-/// Builds the response for one viewer. `query` may hold `fps=N` to cap this viewer.
+/// Builds the response for one viewer. `query` may hold `fps=N` to cap this viewer and
+/// `width=N` for a rendition at least N pixels wide (the full size without it).
 /// `full` says the server's viewer limit is reached.
 pub fn respond(stream: &Arc<Stream>, query: &str, head: bool, full: bool) -> Response<Body> {
+    let width = match super::width_param(query) {
+        Ok(w) => w,
+        Err(msg) => return super::bad_request(&msg),
+    };
     let fps_cap = match super::query_value(query, "fps") {
         None => None,
         Some(v) => match v.parse::<f64>() {
@@ -47,8 +52,7 @@ pub fn respond(stream: &Arc<Stream>, query: &str, head: bool, full: bool) -> Res
         empty()
     } else {
         let viewer = Viewer {
-            guard: stream.add_viewer(),
-            stream: stream.clone(),
+            view: stream.view(width),
             last_seq: None,
             min_interval: fps_cap.map(|fps| Duration::from_secs_f64(1.0 / fps)),
             last_sent_at: None,
@@ -90,10 +94,8 @@ pub fn timestamp_header(frame: &Frame) -> HeaderValue {
 
 /// One watching client.
 struct Viewer {
-    stream: Arc<Stream>,
-    /// Keeps the viewer counted until the body is dropped (client gone).
-    #[allow(dead_code)]
-    guard: ViewerGuard,
+    /// The stream at the size asked for; counts the viewer until the body is dropped.
+    view: View,
     /// The last real frame sent; `None` before the first.
     last_seq: Option<u64>,
     min_interval: Option<Duration>,
@@ -115,7 +117,13 @@ impl Viewer {
         // A placeholder says so, so that a camhub pulling this stream shows the stream as
         // down (with its reason) instead of passing OFFLINE pictures on as live video.
         let offline = if self.sent_placeholder {
-            format!("X-Camhub-Offline: {}\r\n", offline_reason(&self.stream))
+            format!(
+                "X-Camhub-Offline: {}\r\n",
+                offline_reason(self.view.stream())
+            )
+        } else if frame.is_stale() {
+            // An old frame shown while a fresh one is made: never pass it off as live.
+            "X-Camhub-Stale: 1\r\n".to_string()
         } else {
             String::new()
         };
@@ -140,20 +148,20 @@ impl Viewer {
                 None => Instant::now(),
                 Some(t) => t + PLACEHOLDER_EVERY,
             };
-            if !self.stream.is_live() && Instant::now() >= placeholder_due {
-                if let Some(p) = placeholder(&self.stream) {
+            if !self.view.is_live() && Instant::now() >= placeholder_due {
+                if let Some(p) = placeholder(&self.view) {
                     self.last_placeholder_at = Some(Instant::now());
                     self.sent_placeholder = true;
                     // Don't replay a stale frame from before the outage after this.
                     if self.last_seq.is_none() {
-                        self.last_seq = Some(self.stream.latest().map_or(0, |f| f.seq));
+                        self.last_seq = Some(self.view.latest().map_or(0, |f| f.seq));
                     }
                     return p;
                 }
             }
             // Live: sleep until a frame or a status change wakes us. Down: until the
             // next placeholder is due.
-            let wait = if self.stream.is_live() {
+            let wait = if self.view.is_live() {
                 PLACEHOLDER_EVERY
             } else {
                 placeholder_due
@@ -161,11 +169,11 @@ impl Viewer {
                     .clamp(Duration::from_millis(50), PLACEHOLDER_EVERY)
             };
             let after = self.last_seq.unwrap_or(0);
-            if let Some(frame) = self.stream.next_frame(after, wait).await {
+            if let Some(frame) = self.view.next_frame(after, wait).await {
                 if let Some(last) = self.last_seq {
                     // Capped viewers skip frames on purpose; only count real drops.
                     if self.min_interval.is_none() && last > 0 && frame.seq > last + 1 {
-                        self.stream.add_dropped(frame.seq - last - 1);
+                        self.view.stream().add_dropped(frame.seq - last - 1);
                     }
                 }
                 self.last_seq = Some(frame.seq);
@@ -199,7 +207,8 @@ fn offline_reason(stream: &Stream) -> String {
         .collect()
 }
 
-pub(super) fn placeholder(stream: &Stream) -> Option<Arc<Frame>> {
+pub(super) fn placeholder(view: &View) -> Option<Arc<Frame>> {
+    let stream = view.stream();
     let status = stream.status();
     let title = format!("{} - OFFLINE", stream.name);
     let reason = status.last_error.as_deref().unwrap_or("");
@@ -218,9 +227,7 @@ pub(super) fn placeholder(stream: &Stream) -> Option<Arc<Frame>> {
         State::Failed => format!("failed: {reason}"),
         State::Disabled => "disabled in the configuration".to_string(),
     };
-    let (width, height) = stream
-        .latest()
-        .map_or(stream.size_hint, |f| (f.width, f.height));
+    let (width, height) = view.size();
     stream.placeholder(&format!("{title}\n{detail}\n{width}x{height}"), || {
         match crate::draw::placeholder_jpeg(width, height, &title, &detail) {
             Ok(jpeg) => Some(Frame::new(jpeg, width, height)),

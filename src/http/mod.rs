@@ -179,7 +179,7 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
                     ("stream", Some(s)) => {
                         mjpeg::respond(&s, query, head, ctx.hub.viewers_total() >= ctx.max_viewers)
                     }
-                    ("snapshot", Some(s)) => snapshot(&s).await,
+                    ("snapshot", Some(s)) => snapshot(&s, query).await,
                     _ => text(
                         StatusCode::BAD_REQUEST,
                         "action must be stream or snapshot\n",
@@ -193,7 +193,7 @@ async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
             None => not_found("no such stream\n"),
         },
         ["snapshot", id] => match ctx.hub.get(id) {
-            Some(s) => snapshot(&s).await,
+            Some(s) => snapshot(&s, query).await,
             None => not_found("no such stream\n"),
         },
         ["mux"] => mux::respond(ctx, query, head),
@@ -243,19 +243,28 @@ const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
 /// A frame older than this is not "the newest picture" any more.
 const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(1);
 
-/// `GET /snapshot/{id}`: the newest JPEG, woken from an idle source if need be.
-async fn snapshot(stream: &Arc<Stream>) -> Response<Body> {
-    if !stream.is_live() {
+/// `GET /snapshot/{id}[?width=N]`: the newest JPEG (at a rendition's size with
+/// `width`), woken from an idle source if need be.
+async fn snapshot(stream: &Arc<Stream>, query: &str) -> Response<Body> {
+    let width = match width_param(query) {
+        Ok(w) => w,
+        Err(msg) => return bad_request(&msg),
+    };
+    // A rendition is made for its viewers only: the snapshot is one for a moment.
+    let view = stream.view(width);
+    if !view.is_live() {
         return unavailable(stream);
     }
     // Sources skip encoding while nobody watches; ask for frames for a moment.
-    stream.want_for(SNAPSHOT_WAIT);
-    let latest = stream.latest();
+    if view.step().is_none() {
+        stream.want_for(SNAPSHOT_WAIT);
+    }
+    let latest = view.latest();
     let fresh = match &latest {
         Some(f) if f.captured_at.elapsed() <= SNAPSHOT_MAX_AGE => Some(f.clone()),
         _ => {
             let after = latest.as_ref().map_or(0, |f| f.seq);
-            stream.next_frame(after, SNAPSHOT_WAIT).await
+            view.next_frame(after, SNAPSHOT_WAIT).await
         }
     };
     match fresh {
@@ -285,6 +294,19 @@ fn unavailable(stream: &Stream) -> Response<Body> {
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     resp
+}
+
+/// The `width=N` of a query: `None` without one; the message for a 400 when it is not a
+/// positive number of pixels.
+fn width_param(query: &str) -> Result<Option<u32>, String> {
+    query_value(query, "width")
+        .map(|v| crate::rendition::parse_width(&v))
+        .transpose()
+}
+
+/// 400 with `msg` as the body.
+fn bad_request(msg: &str) -> Response<Body> {
+    text(StatusCode::BAD_REQUEST, &format!("{msg}\n"))
 }
 
 /// The first value of `key` in a query string.

@@ -13,13 +13,20 @@
 //! Framing (`Content-Type: application/x-camhub-mux`), repeated until the client leaves:
 //!
 //! ```text
-//! <id> SP <length> SP <kind> SP <unix-ms> LF      one ASCII line, at most 128 bytes
+//! <id> SP <length> SP <kind> SP <unix-ms> SP <feed> LF   one ASCII line, ≤ 128 bytes
 //! <length bytes: one complete JPEG>               the same shared bytes as /stream/{id}
 //! ```
 //!
-//! `kind` is `live` (a camera frame) or `offline` (the OFFLINE placeholder, about once a
-//! second while the stream is down); `unix-ms` is the capture time. Stream ids only use
-//! `[A-Za-z0-9_-]`, so the line needs no escaping.
+//! `kind` is `live` (a camera frame), `stale` (a frame captured more than
+//! `frame::STALE_AFTER` ago, e.g. an idle camera's last one, sent at once while a fresh
+//! one is made) or `offline` (the OFFLINE placeholder, about once a second while the
+//! stream is down); `unix-ms` is the capture time; `feed` is `main` or `sub`: which of
+//! the camera's streams the picture came from (a grid normally fed by the sub-stream
+//! says `main` while the sub-stream is down). Stream ids only use `[A-Za-z0-9_-]`, so
+//! the line needs no escaping.
+//!
+//! `width=N` asks every tile for the rendition at least N pixels wide
+//! (`rendition::step_for`): tiles get pictures the size they are drawn at.
 //!
 //! Cost per client: one task that sleeps until one of its streams publishes (or changes
 //! state) and a tile is due; per stream three small counters and a viewer guard; at most
@@ -32,7 +39,7 @@
 use super::mjpeg::{placeholder, PLACEHOLDER_EVERY};
 use super::{empty, text, Body, Ctx};
 use crate::frame::Frame;
-use crate::hub::{Stream, ViewerGuard};
+use crate::hub::{Stream, View};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::header::{self, HeaderValue};
@@ -54,8 +61,12 @@ pub const DEFAULT_TILE_FPS: f64 = 5.0;
 const TILE_FPS_RANGE: std::ops::RangeInclusive<f64> = 0.1..=30.0;
 
 /// Builds the response for one client. `query` holds `ids=a,b,c` (default: every stream)
-/// and optionally `fps=N` (per tile).
+/// and optionally `fps=N` (per tile) and `width=N` (each tile's width in pixels).
 pub fn respond(ctx: &Ctx, query: &str, head: bool) -> Response<Body> {
+    let width = match super::width_param(query) {
+        Ok(w) => w,
+        Err(msg) => return super::bad_request(&msg),
+    };
     let fps = match super::query_value(query, "fps") {
         None => DEFAULT_TILE_FPS,
         Some(v) => match v.parse::<f64>() {
@@ -91,7 +102,7 @@ pub fn respond(ctx: &Ctx, query: &str, head: bool) -> Response<Body> {
         empty()
     } else {
         let mux = Mux {
-            tiles: streams.into_iter().map(Tile::new).collect(),
+            tiles: streams.into_iter().map(|s| Tile::new(&s, width)).collect(),
             min_interval: Duration::from_secs_f64(1.0 / fps),
             next_tile: 0,
             pending: None,
@@ -134,9 +145,9 @@ struct Mux {
 
 /// One stream of a client.
 struct Tile {
-    stream: Arc<Stream>,
-    /// Keeps the client counted as a viewer of this stream until the body is dropped.
-    _viewer: ViewerGuard,
+    /// The stream at the tile's size; keeps the client counted as a viewer of it until
+    /// the body is dropped.
+    view: View,
     /// The last real frame sent; `None` before the first.
     last_seq: Option<u64>,
     last_sent_at: Option<Instant>,
@@ -147,14 +158,14 @@ struct Tile {
 #[derive(Clone, Copy)]
 enum Kind {
     Live,
+    Stale,
     Offline,
 }
 
 impl Tile {
-    fn new(stream: Arc<Stream>) -> Tile {
+    fn new(stream: &Arc<Stream>, width: Option<u32>) -> Tile {
         Tile {
-            _viewer: stream.add_viewer(),
-            stream,
+            view: stream.view(width),
             last_seq: None,
             last_sent_at: None,
             last_placeholder_at: None,
@@ -178,23 +189,28 @@ impl Tile {
         if self.due_at(min_interval).is_some_and(|t| now < t) {
             return None;
         }
-        if !self.stream.is_live() && now >= self.placeholder_due_at(now) {
-            if let Some(p) = placeholder(&self.stream) {
+        if !self.view.is_live() && now >= self.placeholder_due_at(now) {
+            if let Some(p) = placeholder(&self.view) {
                 self.last_placeholder_at = Some(now);
                 // Don't replay a stale frame from before the outage after this.
                 if self.last_seq.is_none() {
-                    self.last_seq = Some(self.stream.latest().map_or(0, |f| f.seq));
+                    self.last_seq = Some(self.view.latest().map_or(0, |f| f.seq));
                 }
                 return Some((p, Kind::Offline));
             }
         }
         let frame = self
-            .stream
+            .view
             .latest()
             .filter(|f| f.seq > self.last_seq.unwrap_or(0))?;
         self.last_seq = Some(frame.seq);
         self.last_placeholder_at = None;
-        Some((frame, Kind::Live))
+        let kind = if frame.is_stale() {
+            Kind::Stale
+        } else {
+            Kind::Live
+        };
+        Some((frame, kind))
     }
 }
 
@@ -212,7 +228,7 @@ impl Mux {
                     tile.last_sent_at = Some(now);
                     self.next_tile = (i + 1) % n;
                     self.pending = Some(frame.jpeg.clone());
-                    return record_header(&tile.stream.id, &frame, kind);
+                    return record_header(&tile.view, &frame, kind);
                 }
             }
             self.wait(now).await;
@@ -228,13 +244,13 @@ impl Mux {
             match tile.due_at(self.min_interval) {
                 Some(due) if due > now => deadline = deadline.min(due),
                 _ => {
-                    if !tile.stream.is_live() {
+                    if !tile.view.is_live() {
                         deadline = deadline.min(tile.placeholder_due_at(now));
                     }
                     // Returns at once if a frame newer than `after` exists, else on the
                     // next publish or state change (or its own timeout).
                     let after = tile.last_seq.unwrap_or(0);
-                    wakers.push(Box::pin(tile.stream.next_frame(after, PLACEHOLDER_EVERY)));
+                    wakers.push(Box::pin(tile.view.next_frame(after, PLACEHOLDER_EVERY)));
                 }
             }
         }
@@ -255,8 +271,8 @@ impl Mux {
     }
 }
 
-/// `<id> <length> <kind> <unix-ms>\n`.
-fn record_header(id: &str, frame: &Frame, kind: Kind) -> Bytes {
+/// `<id> <length> <kind> <unix-ms> <feed>\n`.
+fn record_header(view: &View, frame: &Frame, kind: Kind) -> Bytes {
     let unix_ms = frame
         .captured_wall
         .duration_since(UNIX_EPOCH)
@@ -264,7 +280,13 @@ fn record_header(id: &str, frame: &Frame, kind: Kind) -> Bytes {
         .as_millis();
     let kind = match kind {
         Kind::Live => "live",
+        Kind::Stale => "stale",
         Kind::Offline => "offline",
     };
-    Bytes::from(format!("{id} {} {kind} {unix_ms}\n", frame.jpeg.len()))
+    Bytes::from(format!(
+        "{} {} {kind} {unix_ms} {}\n",
+        view.stream().id,
+        frame.jpeg.len(),
+        view.origin().as_str()
+    ))
 }

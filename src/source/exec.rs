@@ -197,7 +197,7 @@ impl Source for ExecSource {
         Ok(())
     }
 
-    fn next(&mut self, _wanted: bool) -> Result<Event> {
+    fn next(&mut self, _wanted: bool) -> Result<Event<'_>> {
         // Frames are passed through without decoding, so they cost nothing to produce
         // even when nobody watches: `wanted` does not matter here.
         let deadline = Instant::now() + POLL_INTERVAL;

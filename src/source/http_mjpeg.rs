@@ -126,7 +126,7 @@ impl HttpMjpegSource {
         }
     }
 
-    fn next_streamed(&mut self) -> Result<Event> {
+    fn next_streamed(&mut self) -> Result<Event<'_>> {
         let deadline = Instant::now() + POLL_INTERVAL;
         let mut ended = false;
         loop {
@@ -158,7 +158,7 @@ impl HttpMjpegSource {
         }
     }
 
-    fn next_snapshot(&mut self) -> Result<Event> {
+    fn next_snapshot(&mut self) -> Result<Event<'_>> {
         let deadline = Instant::now() + POLL_INTERVAL;
         loop {
             let Some(Session::Snapshot(snap)) = &mut self.session else {
@@ -296,7 +296,7 @@ impl Source for HttpMjpegSource {
         )))
     }
 
-    fn next(&mut self, _wanted: bool) -> Result<Event> {
+    fn next(&mut self, _wanted: bool) -> Result<Event<'_>> {
         // Frames are passed through without decoding, so they cost nothing to produce
         // even when nobody watches: `wanted` does not matter here.
         match &self.session {

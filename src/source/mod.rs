@@ -13,18 +13,34 @@ pub mod v4l2;
 use crate::config::{SourceKind, StreamConfig};
 use crate::error::Result;
 use crate::frame::Frame;
+use crate::jpeg::I420;
 use crate::shutdown::Shutdown;
+use std::time::{Instant, SystemTime};
 
 /// What one call of [`Source::next`] produced.
 #[derive(Debug)]
-pub enum Event {
-    /// A new JPEG frame, ready to publish.
+pub enum Event<'a> {
+    /// A new JPEG frame, ready to publish (cameras that send JPEG, passed through).
     Frame(Frame),
+    /// A new decoded or drawn picture (full-range planar 4:2:0), borrowed from the
+    /// source: the supervisor encodes what viewers want of it (full size, renditions)
+    /// before the next call, so nothing is encoded that nobody watches.
+    Picture(Picture<'a>),
     /// The peer is alive (data arrived) but no frame was made, e.g. because nobody is
     /// watching and decoding/encoding was skipped. Keeps the stall watchdog quiet.
     Alive,
     /// Nothing happened within the poll interval. The supervisor checks for stalls.
     Idle,
+}
+
+/// A picture a source decoded or drew, with when it was captured.
+#[derive(Debug)]
+pub struct Picture<'a> {
+    pub image: I420<'a>,
+    /// JPEG quality for its full-size frame (renditions use `rendition::QUALITY`).
+    pub quality: u8,
+    pub captured_at: Instant,
+    pub captured_wall: SystemTime,
 }
 
 /// A camera or feed. Implementations block, but every call returns within about
@@ -36,7 +52,7 @@ pub trait Source: Send {
     /// Waits for the next event. `wanted` is false when nobody watches and no snapshot
     /// is pending: sources whose frames cost CPU (decode, encode) skip that work and
     /// return [`Event::Alive`] instead.
-    fn next(&mut self, wanted: bool) -> Result<Event>;
+    fn next(&mut self, wanted: bool) -> Result<Event<'_>>;
 
     /// Releases the connection or device. The source may be opened again afterwards.
     fn close(&mut self) {}

@@ -11,10 +11,7 @@
 use crate::config::{parse_size, StreamConfig};
 use crate::draw::{text_width_px, Canvas, Color, GLYPH_SIZE_PX};
 use crate::error::{Error, Result};
-use crate::frame::Frame;
-use crate::jpeg::{self, Encoder};
-use crate::source::{Event, Source, POLL_INTERVAL};
-use bytes::Bytes;
+use crate::source::{Event, Picture, Source, POLL_INTERVAL};
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -172,7 +169,7 @@ impl Source for PatternSource {
         Ok(())
     }
 
-    fn next(&mut self, wanted: bool) -> Result<Event> {
+    fn next(&mut self, wanted: bool) -> Result<Event<'_>> {
         let Some(tick) = self.clock.wait(POLL_INTERVAL) else {
             return Ok(Event::Idle);
         };
@@ -187,11 +184,13 @@ impl Source for PatternSource {
         // X-Timestamp matches the clock a viewer sees in the picture.
         let (captured_at, captured_wall) = (Instant::now(), SystemTime::now());
         painter.draw(tick, captured_wall);
-        let jpeg = painter.encode()?;
-        let mut frame = Frame::new(jpeg, self.options.width, self.options.height);
-        frame.captured_at = captured_at;
-        frame.captured_wall = captured_wall;
-        Ok(Event::Frame(frame))
+        // The supervisor encodes what viewers want of it: full size, renditions.
+        Ok(Event::Picture(Picture {
+            image: painter.canvas.as_i420(),
+            quality: crate::jpeg::DEFAULT_QUALITY,
+            captured_at,
+            captured_wall,
+        }))
     }
 }
 
@@ -328,7 +327,6 @@ struct Painter {
     scroll_period_px: u32,
     layout: Layout,
     fps: u32,
-    encoder: Encoder,
 }
 
 impl Painter {
@@ -362,7 +360,6 @@ impl Painter {
             scroll_period_px,
             layout,
             fps,
-            encoder: Encoder::new(jpeg::DEFAULT_QUALITY),
         })
     }
 
@@ -416,10 +413,6 @@ impl Painter {
             COUNTER_TEXT,
         );
     }
-
-    fn encode(&mut self) -> Result<Bytes> {
-        self.canvas.encode(&mut self.encoder)
-    }
 }
 
 /// "HH:MM:SS.mmm UTC" for a time given as time since the Unix epoch. UTC and no date,
@@ -438,6 +431,8 @@ fn utc_time_text(since_epoch: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::Frame;
+    use crate::jpeg;
 
     fn source(url: &str) -> PatternSource {
         let stream = StreamConfig::new("test", url).unwrap();
@@ -446,20 +441,29 @@ mod tests {
         source
     }
 
-    /// The next event that is not Idle.
-    fn next_event(source: &mut PatternSource, wanted: bool) -> Event {
+    /// What the next event that is not Idle is: "alive", "picture" or "frame".
+    fn next_event(source: &mut PatternSource, wanted: bool) -> &'static str {
         loop {
             match source.next(wanted).unwrap() {
                 Event::Idle => continue,
-                event => return event,
+                Event::Alive => return "alive",
+                Event::Picture(_) => return "picture",
+                Event::Frame(_) => return "frame",
             }
         }
     }
 
+    /// The next picture, encoded as the supervisor would for a full-size viewer.
     fn next_frame(source: &mut PatternSource) -> Frame {
-        match next_event(source, true) {
-            Event::Frame(frame) => frame,
-            other => panic!("expected a frame, got {other:?}"),
+        loop {
+            match source.next(true).unwrap() {
+                Event::Idle => continue,
+                Event::Picture(p) => {
+                    let jpeg = jpeg::encode_i420(&p.image, jpeg::DEFAULT_QUALITY).unwrap();
+                    return Frame::new(jpeg, p.image.width, p.image.height);
+                }
+                other => panic!("expected a picture, got {other:?}"),
+            }
         }
     }
 
@@ -608,14 +612,14 @@ mod tests {
     fn unwanted_ticks_are_alive_and_cost_nothing() {
         let mut source = source("pattern:?fps=120");
         for _ in 0..5 {
-            assert!(matches!(next_event(&mut source, false), Event::Alive));
+            assert_eq!(next_event(&mut source, false), "alive");
         }
         assert!(
             source.painter.is_none(),
             "nothing drawn while nobody watches"
         );
-        assert!(matches!(next_event(&mut source, true), Event::Frame(_)));
-        assert!(matches!(next_event(&mut source, false), Event::Alive));
+        assert_eq!(next_event(&mut source, true), "picture");
+        assert_eq!(next_event(&mut source, false), "alive");
     }
 
     #[test]
@@ -678,12 +682,13 @@ mod tests {
                 fps: 15,
             };
             let mut painter = Painter::new("Benchmark", options).unwrap();
+            let mut encoder = jpeg::Encoder::new(jpeg::DEFAULT_QUALITY);
             let (mut draw, mut encode, mut bytes) = (Duration::ZERO, Duration::ZERO, 0);
             for tick in 0..u64::from(FRAMES) {
                 let started = Instant::now();
                 painter.draw(tick, SystemTime::now());
                 let drawn = Instant::now();
-                bytes += painter.encode().unwrap().len();
+                bytes += painter.canvas.encode(&mut encoder).unwrap().len();
                 encode += drawn.elapsed();
                 draw += drawn - started;
             }

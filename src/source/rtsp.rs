@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::frame::Frame;
 use crate::jpeg::{self, I420Buf, I420Strided, YuvRange};
 use crate::shutdown::Shutdown;
-use crate::source::{Event, Source, POLL_INTERVAL};
+use crate::source::{Event, Picture, Source, POLL_INTERVAL};
 use bytes::Bytes;
 use futures_lite::StreamExt as _;
 use openh264::formats::YUVSource as _;
@@ -84,8 +84,7 @@ pub struct RtspSource {
     rate: Option<RateCap>,
     shutdown: Shutdown,
     session: Option<Playing>,
-    /// Kept across reconnects: buffers sized once.
-    encoder: jpeg::Encoder,
+    /// Kept across reconnects: sized once.
     scratch: I420Buf,
 }
 
@@ -128,7 +127,6 @@ impl RtspSource {
             rate: stream.fps.map(RateCap::new),
             shutdown: shutdown.clone(),
             session: None,
-            encoder: jpeg::Encoder::new(QUALITY),
             scratch: I420Buf::default(),
         }))
     }
@@ -225,7 +223,7 @@ impl RtspSource {
     }
 
     /// Turns one received video frame into an event.
-    fn on_frame(&mut self, frame: VideoFrame, wanted: bool) -> Result<Event> {
+    fn on_frame(&mut self, frame: VideoFrame, wanted: bool) -> Result<Event<'_>> {
         let arrived = frame.end_ctx().received();
         let Some(session) = self.session.as_mut() else {
             return Ok(Event::Idle);
@@ -295,8 +293,14 @@ impl RtspSource {
         // Cameras and x264 send limited ("TV") range unless the SPS says otherwise.
         self.scratch
             .resample_from(&src, out_w, out_h, YuvRange::Limited)?;
-        let data = self.encoder.encode_i420(&self.scratch.as_i420())?;
-        Ok(Event::Frame(stamped(data, out_w, out_h, arrived)))
+        let (captured_at, captured_wall) = arrival_times(arrived);
+        // The supervisor encodes what viewers want of it: full size, renditions.
+        Ok(Event::Picture(Picture {
+            image: self.scratch.as_i420(),
+            quality: QUALITY,
+            captured_at,
+            captured_wall,
+        }))
     }
 
     /// Drops the session inside the runtime, so retina can send TEARDOWN in the
@@ -350,7 +354,7 @@ impl Source for RtspSource {
         Ok(())
     }
 
-    fn next(&mut self, wanted: bool) -> Result<Event> {
+    fn next(&mut self, wanted: bool) -> Result<Event<'_>> {
         let handle = runtime()?;
         // Timers (and a dropped frame's buffers) belong to the shared runtime.
         let _context = handle.enter();
@@ -398,13 +402,15 @@ impl Drop for RtspSource {
 /// viewer's receive time minus `X-Timestamp` is the latency camhub adds.
 fn stamped(jpeg: Bytes, width: u32, height: u32, arrived: Instant) -> Frame {
     let mut frame = Frame::new(jpeg, width, height);
-    let age = frame.captured_at.saturating_duration_since(arrived);
-    frame.captured_at = arrived;
-    frame.captured_wall = frame
-        .captured_wall
-        .checked_sub(age)
-        .unwrap_or(SystemTime::now());
+    (frame.captured_at, frame.captured_wall) = arrival_times(arrived);
     frame
+}
+
+/// `arrived` and the same moment on the wall clock.
+fn arrival_times(arrived: Instant) -> (Instant, SystemTime) {
+    let age = Instant::now().saturating_duration_since(arrived);
+    let wall = SystemTime::now();
+    (arrived, wall.checked_sub(age).unwrap_or(wall))
 }
 
 /// Splits credentials off `raw`: the URL for retina (no user info) and the credentials

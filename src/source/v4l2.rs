@@ -8,8 +8,8 @@
 use crate::config::StreamConfig;
 use crate::error::{Error, Result};
 use crate::frame::Frame;
-use crate::jpeg::{self, Encoder, I420Buf, Packed422, YuvRange};
-use crate::source::{Event, Source, POLL_INTERVAL};
+use crate::jpeg::{self, Encoder, I420Buf, Packed422, YuvRange, I420};
+use crate::source::{Event, Picture, Source, POLL_INTERVAL};
 use bytes::Bytes;
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -416,9 +416,17 @@ impl V4l2Source {
     }
 }
 
+/// A raw frame made ready to serve.
+enum Converted<'a> {
+    /// Planar 4:2:0: the supervisor encodes what viewers want (full size, renditions).
+    Picture(I420<'a>),
+    /// RGB (rare): encoded here at full size; renditions are made from that JPEG.
+    Jpeg(Bytes),
+}
+
 impl RawEncoder {
-    /// Converts a raw frame to I420 (or takes RGB as is) and encodes it.
-    fn encode(
+    /// Converts a raw frame to I420 (full range), or encodes RGB as is.
+    fn convert(
         &mut self,
         format: PixelFormat,
         data: &[u8],
@@ -426,7 +434,7 @@ impl RawEncoder {
         h: u32,
         stride: usize,
         range: YuvRange,
-    ) -> Result<Bytes> {
+    ) -> Result<Converted<'_>> {
         let scratch = &mut self.scratch;
         match format {
             PixelFormat::Rgb24 => {
@@ -437,7 +445,11 @@ impl RawEncoder {
                         self.rgb_rows.extend_from_slice(line);
                     }
                 }
-                return self.encoder.encode_rgb(&self.rgb_rows, w, h);
+                return Ok(Converted::Jpeg(self.encoder.encode_rgb(
+                    &self.rgb_rows,
+                    w,
+                    h,
+                )?));
             }
             PixelFormat::Yuyv => {
                 scratch.from_packed_422(data, w, h, stride, Packed422::Yuyv, range)?
@@ -449,13 +461,14 @@ impl RawEncoder {
             PixelFormat::Yu12 => scratch.from_yu12(data, w, h, stride, range)?,
             PixelFormat::Mjpeg => return Err(Error::Jpeg("MJPEG is not raw".into())),
         }
-        self.encoder.encode_i420(&scratch.as_i420())
+        Ok(Converted::Picture(scratch.as_i420()))
     }
 }
 
 /// What one dequeued buffer amounted to.
-enum Outcome {
+enum Outcome<'a> {
     Frame(Frame),
+    Picture(Picture<'a>),
     Alive,
     Broken(String),
 }
@@ -467,7 +480,7 @@ impl Source for V4l2Source {
         Ok(())
     }
 
-    fn next(&mut self, wanted: bool) -> Result<Event> {
+    fn next(&mut self, wanted: bool) -> Result<Event<'_>> {
         let path = self.path.display().to_string();
         let Some(cap) = self.capture.as_mut() else {
             return Err(Error::Source(format!("{path} is not open")));
@@ -520,8 +533,14 @@ impl Source for V4l2Source {
                         }
                     }
                     _ if !wanted => Outcome::Alive,
-                    format => match self.raw.encode(format, data, w, h, stride, range) {
-                        Ok(jpeg) => Outcome::Frame(Frame::new(jpeg, w, h)),
+                    format => match self.raw.convert(format, data, w, h, stride, range) {
+                        Ok(Converted::Jpeg(jpeg)) => Outcome::Frame(Frame::new(jpeg, w, h)),
+                        Ok(Converted::Picture(image)) => Outcome::Picture(Picture {
+                            image,
+                            quality: ENCODE_QUALITY,
+                            captured_at: std::time::Instant::now(),
+                            captured_wall: std::time::SystemTime::now(),
+                        }),
                         // A short or odd buffer: drop it like a torn MJPEG frame.
                         Err(e) => Outcome::Broken(e.to_string()),
                     },
@@ -532,6 +551,10 @@ impl Source for V4l2Source {
             Outcome::Frame(frame) => {
                 cap.broken_in_a_row = 0;
                 Ok(Event::Frame(frame))
+            }
+            Outcome::Picture(picture) => {
+                cap.broken_in_a_row = 0;
+                Ok(Event::Picture(picture))
             }
             Outcome::Alive => Ok(Event::Alive),
             Outcome::Broken(why) => {
@@ -560,7 +583,7 @@ impl Source for V4l2Source {
 
 /// `Idle`, after a short pause when the fd was ready but had no frame (EAGAIN), so a
 /// device stuck in that state does not spin the thread until the stall watchdog fires.
-fn idle_after(e: &io::Error) -> Event {
+fn idle_after(e: &io::Error) -> Event<'static> {
     if e.kind() == io::ErrorKind::WouldBlock {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -373,3 +373,64 @@ pub fn ffmpeg_frames(url: &str) -> (u64, String) {
         .unwrap_or_else(|| panic!("no frame count in ffmpeg output:\n{log}"));
     (frames, log)
 }
+
+/// One `/mux` record: `<id> <length> <kind> <unix-ms> <feed>\n` and the JPEG.
+#[derive(Debug)]
+pub struct Record {
+    pub id: String,
+    pub kind: String,
+    /// "main" or "sub": which of the camera's streams the picture came from.
+    pub feed: String,
+    pub jpeg: Vec<u8>,
+}
+
+/// Reads `/mux` records, undoing the chunked transfer encoding on the way.
+pub struct MuxReader {
+    r: BufReader<Dechunk>,
+}
+
+impl MuxReader {
+    pub fn open(addr: SocketAddr, query: &str) -> MuxReader {
+        let mut s = connect(addr);
+        write!(s, "GET /mux?{query} HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let mut r = BufReader::new(s);
+        let (status, headers) = read_head(&mut r);
+        assert_eq!(status, 200, "{query}");
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("content-type"), Some("application/x-camhub-mux"));
+        assert_eq!(header("transfer-encoding"), Some("chunked"));
+        assert!(header("cache-control").unwrap().contains("no-store"));
+        MuxReader {
+            r: BufReader::new(dechunk(r)),
+        }
+    }
+
+    pub fn record(&mut self) -> Record {
+        let mut line = String::new();
+        self.r.read_line(&mut line).expect("record header");
+        assert!(
+            line.ends_with('\n') && line.len() <= 128,
+            "bad header {line:?}"
+        );
+        let fields: Vec<&str> = line.trim_end().split(' ').collect();
+        let [id, len, kind, unix_ms, feed] = fields[..] else {
+            panic!("header {line:?} has not 5 fields");
+        };
+        assert!(feed == "main" || feed == "sub", "feed {feed:?}");
+        let unix_ms: u64 = unix_ms.parse().expect("unix-ms is a number");
+        assert!(unix_ms > 1_600_000_000_000, "capture time {unix_ms}");
+        let mut jpeg = vec![0; len.parse().expect("length is a number")];
+        self.r.read_exact(&mut jpeg).expect("the whole JPEG");
+        Record {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            feed: feed.to_string(),
+            jpeg,
+        }
+    }
+}
