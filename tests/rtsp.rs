@@ -404,3 +404,48 @@ fn a_silent_server_stalls_shows_the_placeholder_and_recovers() {
     let mut reader = MjpegReader::open(camhub.child.addr, "/stream/cam");
     assert_eq!(decode(&reader.part().jpeg).0, 640);
 }
+
+/// Issue #12: with a sub-stream big enough for the grid, a grid viewer is served from it
+/// alone, so the main H.264 stream is not decoded until someone watches it full size.
+#[test]
+fn a_grid_fed_by_the_sub_stream_leaves_the_main_h264_stream_undecoded() {
+    let server = RtspServer::start(free_port(), &[]);
+    let camhub = Camhub::start(&stream_toml(
+        "cam",
+        &server.url("/h264"),
+        &format!("sub_url = \"{}\"", server.url("/mjpeg")),
+    ));
+    let addr = camhub.child.addr;
+    let both_live = eventually(LIVE_WITHIN, || {
+        let s = api_stream(addr, "cam");
+        (s["state"] == "live" && s["sub"]["state"] == "live" && s["sub"]["width"] == 640)
+            .then_some(())
+    });
+    assert!(both_live.is_some(), "{}", api_stream(addr, "cam"));
+
+    // A 320-wide grid tile: scaled from the MJPEG sub-stream; the main stream stays
+    // connected (live) but decodes nothing.
+    let mut tile = MjpegReader::open(addr, "/stream/cam?width=320");
+    let main_frames_before = api_stream(addr, "cam")["frames"].as_u64().unwrap();
+    for _ in 0..15 {
+        assert_eq!(decode(&tile.part().jpeg).0, 320);
+    }
+    let s = api_stream(addr, "cam");
+    assert_eq!(s["renditions"][0]["feed"], "sub", "{s}");
+    assert_eq!(
+        s["frames"].as_u64().unwrap(),
+        main_frames_before,
+        "the main H.264 stream was decoded for a grid tile: {s}"
+    );
+    assert_eq!(s["state"], "live");
+
+    // Full screen: now the main stream is decoded.
+    let mut full = MjpegReader::open(addr, "/stream/cam");
+    for _ in 0..3 {
+        assert_eq!(decode(&full.part().jpeg).0, 640);
+    }
+    assert!(api_stream(addr, "cam")["frames"].as_u64().unwrap() > main_frames_before);
+    drop(full);
+    drop(tile);
+    drop(server);
+}
