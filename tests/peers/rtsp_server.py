@@ -2,12 +2,14 @@
 """A real RTSP server for camhub's tests: GStreamer's RTSP server (GstRtspServer via gi).
 
 Usage: rtsp_server.py --port PORT [--auth none|basic|digest] [--user U] [--password P]
+                      [--size WxH]
 
 Mounts on 127.0.0.1:PORT:
   /h264   640x480@15 H.264 (x264, zerolatency, keyframe every 15 frames)
   /mjpeg  640x480@15 JPEG (RTP payload 26, RFC 2435)
   /h265   640x480@15 H.265 (x265), which camhub must refuse with a clear reason
-With --auth basic|digest every mount needs the user name and password.
+With --auth basic|digest every mount needs the user name and password. --size sets the
+picture size of every mount (default 640x480), e.g. 1280x720 for a camera's main stream.
 
 Prints "ready rtsp://127.0.0.1:PORT" on stdout once listening; exits cleanly on SIGTERM
 or SIGINT. The port is chosen by the caller so a test can kill the server and start a new
@@ -28,7 +30,7 @@ from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 # timeoverlay (pango plugin, package gstreamer1.0-x) stamps the time on each picture;
 # without it, the moving ball pattern still makes every frame different.
-SOURCE = "videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width=640,height=480,framerate=15/1"
+SOURCE = "videotestsrc is-live=true pattern=ball ! video/x-raw,format=I420,width={w},height={h},framerate=15/1"
 
 ENCODERS = {
     "h264": "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15"
@@ -45,7 +47,13 @@ def main():
     parser.add_argument("--auth", choices=["none", "basic", "digest"], default="none")
     parser.add_argument("--user", default="user")
     parser.add_argument("--password", default="secret")
+    parser.add_argument("--size", default="640x480", help="WxH of every mount's picture")
     args = parser.parse_args()
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size: want WxH, got {args.size!r}")
+    source = SOURCE.format(w=width, h=height)
 
     Gst.init(None)
     overlay = " ! timeoverlay" if Gst.ElementFactory.find("timeoverlay") else ""
@@ -69,7 +77,7 @@ def main():
     mounts = server.get_mount_points()
     for name, encoder in ENCODERS.items():
         factory = GstRtspServer.RTSPMediaFactory()
-        factory.set_launch(f"( {SOURCE}{overlay} ! {encoder} )")
+        factory.set_launch(f"( {source}{overlay} ! {encoder} )")
         # Not shared: each client gets its own pipeline. With a shared media, several
         # clients PLAYing while it prepares crash the server on Debian 12's
         # gst-rtsp-server 1.22 ("gst_rtsp_media_get_rates: assertion failed: (FALSE)"),
