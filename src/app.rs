@@ -2,13 +2,13 @@
 //! HTTP executor threads, and stops them all on shutdown. Used by `main.rs` and by the
 //! integration tests (which start it on port 0).
 
-use crate::config::Config;
+use crate::config::{default_pattern_stream, Config, StreamConfig};
 use crate::error::{Error, Result};
 use crate::http;
 use crate::hub::Hub;
 use crate::mdns::{self, Mdns};
 use crate::shutdown::Shutdown;
-use crate::supervise;
+use crate::streams::{Origin, Streams};
 use smol::Executor;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ const HTTP_DRAIN: Duration = Duration::from_millis(100);
 /// A running camhub.
 pub struct App {
     hub: Arc<Hub>,
+    streams: Arc<Streams>,
     mdns: Option<Mdns>,
     local_addr: SocketAddr,
     shutdown: Shutdown,
@@ -43,25 +44,34 @@ impl App {
         let listener = smol::net::TcpListener::try_from(listener)
             .map_err(|e| Error::io("registering the listener", e))?;
 
-        let hub = Arc::new(Hub::new(&config.streams));
-        let mut threads = Vec::new();
-        for (stream_config, stream) in config.streams.iter().zip(hub.streams().iter()) {
-            tracing::info!(
-                stream = %stream.id,
-                kind = stream.kind,
-                url = %stream.url_redacted,
-                "starting source"
+        // What runs: the config file's streams, then the cameras found (only when the
+        // file lists none), else the test pattern, so there is always something to see.
+        let mut wanted: Vec<(Origin, StreamConfig)> = config
+            .streams
+            .iter()
+            .map(|s| (Origin::File, s.clone()))
+            .collect();
+        if config.discover {
+            wanted.extend(
+                crate::discover::startup_streams()
+                    .into_iter()
+                    .map(|s| (Origin::Discovered, s)),
             );
-            let feeds = supervise::spawn(stream_config.clone(), stream.clone(), shutdown.clone())
-                .map_err(|e| {
-                Error::io(format!("spawning thread for stream {}", stream.id), e)
-            })?;
-            threads.extend(feeds);
         }
+        if wanted.is_empty() {
+            wanted.push((Origin::File, default_pattern_stream()));
+        }
+        let configs: Vec<StreamConfig> = wanted.iter().map(|(_, c)| c.clone()).collect();
+        let hub = Arc::new(Hub::new(&configs));
+        let streams = Streams::new(hub.clone(), shutdown.clone());
+        for (origin, stream_config) in wanted {
+            streams.start_existing(origin, stream_config)?;
+        }
+        let mut threads = Vec::new();
 
         if config.discover {
             // Nothing configured: cameras plugged in while running are added as well.
-            let thread = crate::discover::spawn_hotplug(hub.clone(), shutdown.clone())
+            let thread = crate::discover::spawn_hotplug(streams.clone(), shutdown.clone())
                 .map_err(|e| Error::io("spawning the camera discovery thread", e))?;
             threads.push(thread);
         }
@@ -121,6 +131,7 @@ impl App {
 
         Ok(App {
             hub,
+            streams,
             mdns: Some(mdns),
             local_addr,
             shutdown,
@@ -146,17 +157,11 @@ impl App {
         if let Some(mdns) = self.mdns.take() {
             mdns.stop();
         }
-        for thread in self.threads {
-            while !thread.is_finished() {
-                if Instant::now() >= deadline {
-                    let name = thread.thread().name().unwrap_or("?").to_string();
-                    tracing::warn!(thread = %name, "did not stop in time");
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = thread.join();
-        }
-        true
+        self.streams.join(deadline) && crate::streams::join_until(self.threads, deadline)
+    }
+
+    /// The live set of streams (add, replace, remove while running).
+    pub fn streams(&self) -> &Arc<Streams> {
+        &self.streams
     }
 }

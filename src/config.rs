@@ -78,8 +78,8 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     /// The file the config came from, if any (for the summary and logs).
     pub file: Option<PathBuf>,
-    /// No streams were configured: `streams` are the local cameras found at startup (or
-    /// the test pattern), and cameras plugged in later are added while running.
+    /// No streams were configured: local cameras found at startup and plugged in later
+    /// are run (and the test pattern when there are none and nothing was saved).
     pub discover: bool,
 }
 
@@ -403,13 +403,9 @@ impl Config {
             )?;
             config.streams = streams;
         }
-        if config.streams.is_empty() {
-            config.discover = true;
-            config.streams = crate::discover::startup_streams();
-            if config.streams.is_empty() {
-                config.streams.push(default_pattern_stream());
-            }
-        }
+        // No streams configured: the cameras found (now and when plugged in later), and
+        // those saved from the page; a test pattern when there are none (see `app.rs`).
+        config.discover = config.streams.is_empty();
         Ok(config)
     }
 
@@ -1019,19 +1015,14 @@ enabled = false
     }
 
     #[test]
-    fn no_streams_means_local_cameras_else_a_test_pattern() {
+    fn no_streams_means_local_cameras() {
         let c = Config::load(&Cli {
             config: Some(tempfile::NamedTempFile::new().unwrap().path().to_path_buf()),
             ..Cli::default()
         })
         .unwrap();
-        assert!(c.discover, "cameras plugged in later are added");
-        if crate::discover::startup_streams().is_empty() {
-            assert_eq!(c.streams.len(), 1);
-            assert_eq!(c.streams[0].kind, SourceKind::Pattern);
-        } else {
-            assert!(c.streams.iter().all(|s| s.kind == SourceKind::V4l2));
-        }
+        assert!(c.discover, "cameras found now and plugged in later are added");
+        assert!(c.streams.is_empty());
         let configured = Config::load(&Cli {
             sources: vec!["a=pattern:".into()],
             ..Cli::default()

@@ -9,7 +9,7 @@ use crate::config::StreamConfig;
 use crate::hub::Hub;
 use crate::shutdown::Shutdown;
 use crate::source::v4l2::{self, fourcc_str, ModeOption, PixelFormat};
-use crate::supervise;
+use crate::streams::{Origin, Streams};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::io;
@@ -299,34 +299,23 @@ fn render_list(found: &[(PathBuf, io::Result<NodeInfo>)]) -> String {
 }
 
 /// Starts the thread (named `discover`) that adds cameras plugged in after startup to
-/// `hub` and runs each on its own supervised thread. Used only when no streams are
-/// configured. On shutdown it joins the source threads it started.
-pub fn spawn_hotplug(hub: Arc<Hub>, shutdown: Shutdown) -> io::Result<JoinHandle<()>> {
+/// the live set of streams (each runs on its own supervised thread, stopped with it).
+/// Used only when no streams are configured.
+pub fn spawn_hotplug(streams: Arc<Streams>, shutdown: Shutdown) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("discover".into())
         .spawn(move || {
+            let hub = streams.hub().clone();
             let mut watcher = Watcher::new(&hub);
-            let mut threads = Vec::new();
             while !shutdown.sleep(HOTPLUG_INTERVAL) {
                 let nodes = video_nodes(Path::new(DEV_DIR));
                 let probe = |node: &Path| probe_linked(node, &by_id_links(Path::new(BY_ID_DIR)));
                 for config in watcher.poll(&hub, &nodes, probe) {
-                    let Some(stream) = hub.add(&config) else {
-                        continue;
-                    };
-                    tracing::info!(
-                        stream = %stream.id,
-                        url = %stream.url_redacted,
-                        "camera plugged in; starting source"
-                    );
-                    match supervise::spawn(config, stream, shutdown.clone()) {
-                        Ok(feeds) => threads.extend(feeds),
-                        Err(e) => tracing::warn!(error = %e, "cannot start a source thread"),
+                    tracing::info!(stream = %config.id, "camera plugged in");
+                    if let Err(e) = streams.add(Origin::Discovered, config) {
+                        tracing::warn!(error = %e, "cannot start the camera's stream");
                     }
                 }
-            }
-            for thread in threads {
-                let _ = thread.join();
             }
         })
 }

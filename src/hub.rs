@@ -49,6 +49,40 @@ impl Hub {
         Some(stream)
     }
 
+    /// Takes the stream `id` out (its viewers are ended, see [`Stream::close`]). The
+    /// caller stops its source. Returns it, or `None` if there is none.
+    pub fn remove(&self, id: &str) -> Option<Arc<Stream>> {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        let i = streams.iter().position(|s| s.id == id)?;
+        let mut list = streams.to_vec();
+        let old = list.remove(i);
+        *streams = list.into();
+        drop(streams);
+        old.close();
+        Some(old)
+    }
+
+    /// Puts a new stream for `config` in the place of the one with its id (ending the old
+    /// one's viewers), or at the end if there is none. The caller starts its source.
+    pub fn replace(&self, config: &StreamConfig) -> Arc<Stream> {
+        let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        let stream = Arc::new(Stream::new(config));
+        let mut list = streams.to_vec();
+        let old = match list.iter().position(|s| s.id == config.id) {
+            Some(i) => Some(std::mem::replace(&mut list[i], stream.clone())),
+            None => {
+                list.push(stream.clone());
+                None
+            }
+        };
+        *streams = list.into();
+        drop(streams);
+        if let Some(old) = old {
+            old.close();
+        }
+        stream
+    }
+
     /// Viewers of all streams together.
     pub fn viewers_total(&self) -> usize {
         self.streams().iter().map(|s| s.viewers()).sum()
@@ -189,6 +223,8 @@ pub struct Stream {
     /// OFFLINE frames last drawn, keyed by their text and size, shared by all viewers;
     /// newest first, at most [`PLACEHOLDERS_KEPT`].
     placeholders: Mutex<Vec<(String, Arc<Frame>)>>,
+    /// Set when the stream is removed or replaced: its viewers end their responses.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Placeholders kept per stream: one per size being watched (full screen, a grid tile).
@@ -211,7 +247,25 @@ impl Stream {
             snapshot_wanted_until_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             placeholders: Mutex::new(Vec::new()),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Ends this stream for its viewers (removed or replaced): they see [`is_closed`]
+    /// when woken, and finish their responses cleanly. Its LED goes off (Disabled).
+    ///
+    /// [`is_closed`]: Stream::is_closed
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.set_status(Status::new(State::Disabled));
+        if let Some(sub) = &self.sub {
+            *lock(&sub.status) = Status::new(State::Disabled);
+        }
+    }
+
+    /// True once the stream was removed or replaced.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// The main feed or the sub-stream (`None` when the camera has none).
@@ -289,6 +343,10 @@ impl Stream {
     /// every rendition's (a slot may switch feeds, or show a placeholder).
     pub fn set_status_as(&self, role: Role, status: Status) {
         let Some(feed) = self.feed(role) else { return };
+        // A removed stream stays Disabled, whatever its stopping source last reported.
+        if self.is_closed() && status.state != State::Disabled {
+            return;
+        }
         *lock(&feed.status) = status;
         feed.changed.notify(usize::MAX);
         for slot in self.slots().iter() {

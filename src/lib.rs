@@ -8,6 +8,8 @@
 //! - [`supervise`]: the state machine, stall watchdog and backoff around any source.
 //! - [`source`]: the `Source` trait and one module per kind of camera.
 //! - [`multipart`]: the MJPEG part parser shared by the HTTP-MJPEG and exec sources.
+//! - [`streams`]: the live set: which streams run (config file, saved, discovered),
+//!   added, replaced and removed one at a time.
 //! - [`discover`]: finding local V4L2 cameras at startup and when they are plugged in.
 //! - [`jpeg`] and [`draw`]: JPEG encoding/checks and the text drawn into test patterns
 //!   and OFFLINE placeholders.
@@ -37,6 +39,7 @@ pub mod multipart;
 pub mod rendition;
 pub mod shutdown;
 pub mod source;
+pub mod streams;
 pub mod supervise;
 
 pub use error::{Error, Result};

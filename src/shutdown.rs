@@ -3,7 +3,7 @@
 
 use event_listener::{Event, Listener};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// Cheap to clone; every clone sees the same signal.
@@ -16,6 +16,9 @@ pub struct Shutdown {
 struct Inner {
     triggered: AtomicBool,
     event: Event,
+    /// Signals made by [`Shutdown::child`], triggered with this one. Weak, and pruned
+    /// whenever a child is made, so stopped streams leave nothing behind.
+    children: Mutex<Vec<Weak<Inner>>>,
 }
 
 impl Shutdown {
@@ -25,8 +28,21 @@ impl Shutdown {
 
     /// Asks everything to stop. Idempotent.
     pub fn trigger(&self) {
-        self.inner.triggered.store(true, Ordering::SeqCst);
-        self.inner.event.notify(usize::MAX);
+        self.inner.trigger();
+    }
+
+    /// A signal of its own (one stream's, say) that is also triggered when this one is:
+    /// stopping a stream stops only it; shutting down stops every stream.
+    pub fn child(&self) -> Shutdown {
+        let child = Shutdown::new();
+        let mut children = lock(&self.inner.children);
+        children.retain(|c| c.strong_count() > 0);
+        children.push(Arc::downgrade(&child.inner));
+        drop(children);
+        if self.is_triggered() {
+            child.trigger();
+        }
+        child
     }
 
     pub fn is_triggered(&self) -> bool {
@@ -62,6 +78,24 @@ impl Shutdown {
     }
 }
 
+impl Inner {
+    fn trigger(&self) {
+        self.triggered.store(true, Ordering::SeqCst);
+        self.event.notify(usize::MAX);
+        let children: Vec<Arc<Inner>> = lock(&self.children)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for child in children {
+            child.trigger();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +111,26 @@ mod tests {
         assert!(t.join().unwrap());
         smol::block_on(s.wait());
         assert!(s.is_triggered());
+    }
+
+    #[test]
+    fn a_child_stops_alone_or_with_its_parent() {
+        let parent = Shutdown::new();
+        let (a, b) = (parent.child(), parent.child());
+        a.trigger();
+        assert!(a.is_triggered() && !b.is_triggered() && !parent.is_triggered());
+        let c = b.child();
+        parent.trigger();
+        assert!(b.is_triggered() && c.is_triggered());
+        assert!(
+            parent.child().is_triggered(),
+            "made after the parent stopped"
+        );
+        // Dropped children are pruned, not kept forever.
+        let p = Shutdown::new();
+        for _ in 0..100 {
+            drop(p.child());
+        }
+        assert!(lock(&p.inner.children).len() <= 1);
     }
 }

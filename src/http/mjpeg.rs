@@ -60,8 +60,10 @@ pub fn respond(stream: &Arc<Stream>, query: &str, head: bool, full: bool) -> Res
             sent_placeholder: false,
             pending: VecDeque::from([Bytes::from_static(STREAM_START)]),
         };
+        // The body ends when the stream is removed or replaced (each part already ends
+        // with the next boundary, so the end of the response is the clean end here).
         let chunks = futures_lite::stream::unfold(viewer, |mut v| async move {
-            let chunk = v.next_chunk().await;
+            let chunk = v.next_chunk().await?;
             Some((Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), v))
         });
         StreamBody::new(chunks).boxed_unsync()
@@ -108,11 +110,12 @@ struct Viewer {
 }
 
 impl Viewer {
-    async fn next_chunk(&mut self) -> Bytes {
+    /// The next piece of the body; `None` once the stream is gone.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(chunk) = self.pending.pop_front() {
-            return chunk;
+            return Some(chunk);
         }
-        let frame = self.next_frame().await;
+        let frame = self.next_frame().await?;
         self.last_sent_at = Some(Instant::now());
         // A placeholder says so, so that a camhub pulling this stream shows the stream as
         // down (with its reason) instead of passing OFFLINE pictures on as live video.
@@ -134,16 +137,19 @@ impl Viewer {
         );
         self.pending.push_back(frame.jpeg.clone());
         self.pending.push_back(Bytes::from_static(PART_END));
-        Bytes::from(header)
+        Some(Bytes::from(header))
     }
 
     /// Waits for the next frame to send: the newest real one, or a placeholder while the
     /// stream is down.
-    async fn next_frame(&mut self) -> Arc<Frame> {
+    async fn next_frame(&mut self) -> Option<Arc<Frame>> {
         if let (Some(min), Some(last)) = (self.min_interval, self.last_sent_at) {
             async_io::Timer::at(last + min).await;
         }
         loop {
+            if self.view.stream().is_closed() {
+                return None;
+            }
             let placeholder_due = match self.last_placeholder_at {
                 None => Instant::now(),
                 Some(t) => t + PLACEHOLDER_EVERY,
@@ -156,7 +162,7 @@ impl Viewer {
                     if self.last_seq.is_none() {
                         self.last_seq = Some(self.view.latest().map_or(0, |f| f.seq));
                     }
-                    return p;
+                    return Some(p);
                 }
             }
             // Live: sleep until a frame or a status change wakes us. Down: until the
@@ -179,7 +185,7 @@ impl Viewer {
                 self.last_seq = Some(frame.seq);
                 self.last_placeholder_at = None;
                 self.sent_placeholder = false;
-                return frame;
+                return Some(frame);
             }
         }
     }

@@ -17,7 +17,8 @@
 //! <length bytes: one complete JPEG>               the same shared bytes as /stream/{id}
 //! ```
 //!
-//! `kind` is `live` (a camera frame), `stale` (a frame captured more than
+//! `kind` is `live` (a camera frame), `gone` (length 0: the stream was removed or
+//! replaced; the page looks the streams up again), `stale` (a frame captured more than
 //! `frame::STALE_AFTER` ago, e.g. an idle camera's last one, sent at once while a fresh
 //! one is made) or `offline` (the OFFLINE placeholder, about once a second while the
 //! stream is down); `unix-ms` is the capture time; `feed` is `main` or `sub`: which of
@@ -107,8 +108,9 @@ pub fn respond(ctx: &Ctx, query: &str, head: bool) -> Response<Body> {
             next_tile: 0,
             pending: None,
         };
+        // Ends when every stream of the client is gone (removed or replaced).
         let chunks = futures_lite::stream::unfold(mux, |mut m| async move {
-            let chunk = m.next_chunk().await;
+            let chunk = m.next_chunk().await?;
             Some((Ok::<_, Infallible>(hyper::body::Frame::data(chunk)), m))
         });
         StreamBody::new(chunks).boxed_unsync()
@@ -215,11 +217,21 @@ impl Tile {
 }
 
 impl Mux {
-    async fn next_chunk(&mut self) -> Bytes {
+    /// The next piece of the body; `None` once none of the client's streams is left.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(jpeg) = self.pending.take() {
-            return jpeg;
+            return Some(jpeg);
         }
         loop {
+            // A stream removed or replaced while watched: say so once, drop the tile.
+            if let Some(i) = self.tiles.iter().position(|t| t.view.stream().is_closed()) {
+                let tile = self.tiles.remove(i);
+                self.next_tile = 0;
+                return Some(gone_header(&tile.view.stream().id));
+            }
+            if self.tiles.is_empty() {
+                return None;
+            }
             let now = Instant::now();
             let n = self.tiles.len();
             for i in (0..n).map(|k| (self.next_tile + k) % n) {
@@ -228,7 +240,7 @@ impl Mux {
                     tile.last_sent_at = Some(now);
                     self.next_tile = (i + 1) % n;
                     self.pending = Some(frame.jpeg.clone());
-                    return record_header(&tile.view, &frame, kind);
+                    return Some(record_header(&tile.view, &frame, kind));
                 }
             }
             self.wait(now).await;
@@ -269,6 +281,16 @@ impl Mux {
         })
         .await;
     }
+}
+
+/// `<id> 0 gone <unix-ms> main\n`: the stream was removed or replaced (no JPEG follows);
+/// the page looks up the streams again.
+fn gone_header(id: &str) -> Bytes {
+    let unix_ms = std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    Bytes::from(format!("{id} 0 gone {unix_ms} main\n"))
 }
 
 /// `<id> <length> <kind> <unix-ms> <feed>\n`.
