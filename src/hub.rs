@@ -4,7 +4,7 @@
 
 use crate::config::StreamConfig;
 use crate::frame::Frame;
-use crate::supervise::{State, Status};
+use crate::status::{State, Status};
 use event_listener::Event;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};

@@ -5,11 +5,13 @@
 //! - [`frame`]: a JPEG frame shared by every viewer.
 //! - [`hub`]: per-stream latest-frame slot, viewers awaiting the next frame, counters.
 //! - [`rendition`]: the smaller sizes a stream serves to phone grids (width ladder).
+//! - [`status`]: a stream's state and last error, as users see them.
 //! - [`supervise`]: the state machine, stall watchdog and backoff around any source.
 //! - [`source`]: the `Source` trait and one module per kind of camera.
 //! - [`multipart`]: the MJPEG part parser shared by the HTTP-MJPEG and exec sources.
 //! - [`streams`]: the live set: which streams run (config file, saved, discovered),
 //!   added, replaced and removed one at a time.
+//! - [`store`]: cameras saved from the page, in camhub's state file (atomic writes).
 //! - [`discover`]: finding local V4L2 cameras at startup and when they are plugged in.
 //! - [`jpeg`] and [`draw`]: JPEG encoding/checks and the text drawn into test patterns
 //!   and OFFLINE placeholders.
@@ -39,6 +41,8 @@ pub mod multipart;
 pub mod rendition;
 pub mod shutdown;
 pub mod source;
+pub mod status;
+pub mod store;
 pub mod streams;
 pub mod supervise;
 
