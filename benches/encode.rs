@@ -1,6 +1,6 @@
 //! JPEG encoder benchmark: every backend compiled in ([`Backend::ALL`]) on the same
-//! pictures, in the same run, on each path a frame takes through camhub. Prints a
-//! Markdown table for BENCHMARKS.md ("Encoders"); measures, asserts nothing.
+//! pictures, in the same run, on each path a frame takes through camhub. Prints Markdown
+//! tables for BENCHMARKS.md ("Encoders", "Rendition paths"); measures, asserts nothing.
 //!
 //! ```sh
 //! cargo bench --bench encode                         # jpeg-encoder only
@@ -17,6 +17,13 @@
 //!   [`I420Buf::resample_from`] at the same size, then encoded; the openh264 decode of
 //!   the same frames is timed separately, so the JPEG share of the RTSP path is visible.
 //!
+//! Rendition paths (issue #12), each source at 640×480, 1280×720 and 1920×1080 made
+//! 320 px wide, decoder and encoder of the same backend:
+//! - **passthrough** (a camera that sends JPEG): [`jpeg_decode::Decoder::decode_scaled`]
+//!   at the smallest DCT scale at least 320 wide, [`I420Buf::resample_from`] to 320, encode;
+//!   from a 4:2:0 and a 4:2:2 source JPEG, and once without DCT scaling for comparison.
+//! - **decoding source** (raw/H.264 cameras, already I420): resample to 320, encode.
+//!
 //! The picture is camera-like rather than flat: colour bars and text as in the test
 //! pattern, a lit gradient with fine texture below, and sensor-like noise on every
 //! sample. Samples are interleaved across backends (one frame of each in turn), so load
@@ -26,6 +33,7 @@ use camhub::draw::{Canvas, Color};
 use camhub::jpeg::{
     self, Backend, Encoder, I420Buf, I420Strided, Packed422, YuvRange, DEFAULT_QUALITY, I420,
 };
+use camhub::jpeg_decode;
 use openh264::formats::YUVSource as _;
 use std::time::{Duration, Instant};
 
@@ -55,6 +63,8 @@ fn main() {
     for (width, height) in SIZES {
         bench_size(width, height, frames);
     }
+    println!();
+    bench_renditions(frames);
 }
 
 /// `--frames N` (cargo bench also passes `--bench`, which is ignored).
@@ -207,6 +217,175 @@ fn bench_size(width: u32, height: u32, frames: usize) {
         decode_ms * FPS / 10.0,
         h264.mean_bytes(),
     );
+}
+
+/// Source sizes of the rendition paths, and the width they are made (issue #12).
+const RENDITION_SIZES: [(u32, u32); 3] = [(640, 480), (1280, 720), (1920, 1080)];
+const RENDITION_WIDTH_PX: u32 = 320;
+
+/// One timed rendition row; `run` returns the rendition and the time spent decoding.
+struct RenditionCase<'a> {
+    path: &'static str,
+    backend: Backend,
+    run: Box<dyn FnMut() -> (bytes::Bytes, Duration) + 'a>,
+    times: Vec<Duration>,
+    decode_times: Vec<Duration>,
+    bytes: Vec<usize>,
+}
+
+fn bench_renditions(frames: usize) {
+    println!(
+        "Rendition paths: each source made {RENDITION_WIDTH_PX} px wide, quality \
+         {DEFAULT_QUALITY}, decoder and encoder of the same backend; {frames} frames per row.\n"
+    );
+    println!(
+        "| path | source | backend | µs/frame median | p90 | of which decode | \
+         % of a core at {FPS} fps | bytes/frame | PSNR dB | vs pure Rust |"
+    );
+    println!("|---|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (width, height) in RENDITION_SIZES {
+        bench_rendition_size(width, height, frames);
+    }
+}
+
+/// The scene as a camera's JPEG (pure-Rust encoder, so both backends decode the same
+/// bytes), with the given chroma subsampling.
+fn camera_jpeg(scene: &Scene, sampling: jpeg_encoder::SamplingFactor) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = jpeg_encoder::Encoder::new(&mut out, DEFAULT_QUALITY);
+    encoder.set_sampling_factor(sampling);
+    let (w, h) = (scene.width as u16, scene.height as u16);
+    encoder
+        .encode(&scene.rgb, w, h, jpeg_encoder::ColorType::Rgb)
+        .expect("encodes");
+    out
+}
+
+fn strided(buf: &I420Buf) -> I420Strided<'_> {
+    let (chroma_w, _) = I420::chroma_size(buf.width, buf.height);
+    I420Strided {
+        width: buf.width,
+        height: buf.height,
+        y: &buf.y,
+        y_stride: buf.width as usize,
+        cb: &buf.cb,
+        cr: &buf.cr,
+        chroma_stride: chroma_w as usize,
+    }
+}
+
+fn bench_rendition_size(width: u32, height: u32, frames: usize) {
+    use jpeg_encoder::SamplingFactor;
+    let scene = Scene::new(width, height);
+    let (out_w, out_h) = jpeg::fit_within((width, height), Some((RENDITION_WIDTH_PX, u32::MAX)));
+    // PSNR reference: the pristine picture, box-filtered to the rendition size.
+    let mut reference = I420Buf::default();
+    reference
+        .resample_from(&strided(&scene.i420), out_w, out_h, YuvRange::Full)
+        .expect("resamples");
+    let reference_rgb = i420_to_rgb(&reference);
+    let jpeg_420 = camera_jpeg(&scene, SamplingFactor::F_2_2);
+    let jpeg_422 = camera_jpeg(&scene, SamplingFactor::F_2_1);
+    let mut cases: Vec<RenditionCase<'_>> = Vec::new();
+    for &backend in Backend::ALL {
+        let passthrough = [
+            ("passthrough: JPEG 4:2:0", &jpeg_420, RENDITION_WIDTH_PX),
+            ("passthrough: JPEG 4:2:2", &jpeg_422, RENDITION_WIDTH_PX),
+            (
+                "passthrough: JPEG 4:2:0, full-size decode (for scale)",
+                &jpeg_420,
+                u32::MAX,
+            ),
+        ];
+        for (path, source, min_width) in passthrough {
+            let mut decoder = jpeg_decode::Decoder::with_backend(backend);
+            let mut enc = Encoder::with_backend(DEFAULT_QUALITY, backend);
+            let (mut decoded, mut small) = (I420Buf::default(), I420Buf::default());
+            cases.push(RenditionCase {
+                path,
+                backend,
+                run: Box::new(move || {
+                    let start = Instant::now();
+                    decoder
+                        .decode_scaled(source, min_width, &mut decoded)
+                        .expect("decodes");
+                    let decode = start.elapsed();
+                    small
+                        .resample_from(&strided(&decoded), out_w, out_h, YuvRange::Full)
+                        .expect("resamples");
+                    (enc.encode_i420(&small.as_i420()).expect("encodes"), decode)
+                }),
+                times: Vec::new(),
+                decode_times: Vec::new(),
+                bytes: Vec::new(),
+            });
+        }
+        let mut enc = Encoder::with_backend(DEFAULT_QUALITY, backend);
+        let mut small = I420Buf::default();
+        let src = strided(&scene.i420);
+        cases.push(RenditionCase {
+            path: "decoding source: I420",
+            backend,
+            run: Box::new(move || {
+                small
+                    .resample_from(&src, out_w, out_h, YuvRange::Full)
+                    .expect("resamples");
+                let jpeg = enc.encode_i420(&small.as_i420()).expect("encodes");
+                (jpeg, Duration::ZERO)
+            }),
+            times: Vec::new(),
+            decode_times: Vec::new(),
+            bytes: Vec::new(),
+        });
+    }
+
+    // Warm up, check once, then interleave as in `bench_size`.
+    let mut psnr = vec![0.0; cases.len()];
+    for (case, psnr) in cases.iter_mut().zip(&mut psnr) {
+        for _ in 0..3 {
+            (case.run)();
+        }
+        let (jpeg, _) = (case.run)();
+        assert_eq!(jpeg::check(&jpeg).expect("valid JPEG"), (out_w, out_h));
+        *psnr = psnr_db(&decode_rgb(&jpeg), &reference_rgb);
+    }
+    for _ in 0..frames {
+        for case in &mut cases {
+            let start = Instant::now();
+            let (jpeg, decode) = (case.run)();
+            case.times.push(start.elapsed());
+            case.decode_times.push(decode);
+            case.bytes.push(jpeg.len());
+        }
+    }
+
+    let medians: Vec<f64> = cases.iter().map(|c| percentile_ms(&c.times, 0.5)).collect();
+    for (i, case) in cases.iter().enumerate() {
+        let baseline = cases
+            .iter()
+            .position(|c| c.path == case.path && c.backend == Backend::JpegEncoder)
+            .map_or(f64::NAN, |j| medians[j]);
+        let decode = match percentile_ms(&case.decode_times, 0.5) {
+            ms if ms > 0.0 => format!("{:.0}", ms * 1000.0),
+            _ => "–".to_string(),
+        };
+        let bytes = case.bytes.iter().sum::<usize>() / case.bytes.len().max(1);
+        println!(
+            "| {} | {width}×{height} | {} | {:.0} | {:.0} | {decode} | {:.1} | {bytes} | {:.1} | \
+             {:.1}× |",
+            case.path,
+            if case.backend == Backend::JpegEncoder {
+                "jpeg-decoder + jpeg-encoder"
+            } else {
+                case.backend.name()
+            },
+            medians[i] * 1000.0,
+            percentile_ms(&case.times, 0.9) * 1000.0,
+            medians[i] * FPS / 10.0,
+            psnr[i],
+            baseline / medians[i],
+        );
+    }
 }
 
 fn percentile_ms(times: &[Duration], p: f64) -> f64 {

@@ -1,5 +1,6 @@
 //! The libjpeg-turbo JPEG backend (cargo feature `turbojpeg`), used by
-//! [`jpeg::Encoder`](crate::jpeg::Encoder) through [`Backend::TurboJpeg`].
+//! [`jpeg::Encoder`](crate::jpeg::Encoder) and
+//! [`jpeg_decode::Decoder`](crate::jpeg_decode::Decoder) through [`Backend::TurboJpeg`].
 //!
 //! libjpeg-turbo's SIMD code (SSE2/AVX2 on x86, NEON on the Pi) makes it several times
 //! faster than the pure-Rust default: see BENCHMARKS.md, "Encoders". It is built from the
@@ -14,8 +15,12 @@
 
 use crate::error::{Error, Result};
 use crate::jpeg::I420;
+use crate::jpeg_decode::{Chroma, Planes};
 use bytes::Bytes;
-use turbojpeg::{Compressor, Image, PixelFormat, Subsamp, YuvPlanesImage};
+use turbojpeg::{
+    Colorspace, Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp, YuvImage,
+    YuvPlanesImage,
+};
 
 /// One stream's libjpeg-turbo state: the compressor handle and an output buffer reused
 /// frame after frame.
@@ -161,6 +166,150 @@ fn pad_to_even(plane: &[u8], width: usize, height: usize, out: &mut Vec<u8>) {
     }
     if height % 2 == 1 {
         out.extend_from_within(out.len() - padded_width..);
+    }
+}
+
+/// One stream's libjpeg-turbo decompressor and the buffer it decodes into, reused frame
+/// after frame (the decoding half of [`jpeg_decode`](crate::jpeg_decode)).
+pub(crate) struct TurboDecoder {
+    /// Created on first use, like [`TurboEncoder`]'s compressor.
+    decompressor: Option<Decompressor>,
+    /// The planes of the last picture, in libjpeg-turbo's YUV layout.
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for TurboDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurboDecoder")
+            .field("ready", &self.decompressor.is_some())
+            .field("scratch_len_bytes", &self.scratch.len())
+            .finish()
+    }
+}
+
+impl TurboDecoder {
+    pub(crate) fn new() -> TurboDecoder {
+        TurboDecoder {
+            decompressor: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Decompresses `jpeg` at 1/`denom` scale (`width × height`, as the caller computed
+    /// it from the header it checked) into the JPEG's own Y, Cb and Cr planes: the scaled
+    /// IDCT, then no upsampling and no colour conversion (`tj3DecompressToYUV8`).
+    pub(crate) fn decode_scaled(
+        &mut self,
+        jpeg: &[u8],
+        denom: u32,
+        width: u32,
+        height: u32,
+    ) -> Result<Planes<'_>> {
+        let layout = match self.decompress(jpeg, denom, width as usize, height as usize) {
+            Ok(layout) => layout,
+            Err(e) => {
+                // A handle that failed mid-frame can keep failing on good frames (seen
+                // with corrupt quantisation tables): start the next frame afresh.
+                self.decompressor = None;
+                return Err(e);
+            }
+        };
+        let (y_width, y_height) = layout.y_size();
+        let (uv_width, uv_height) = layout.uv_size();
+        let (y, rest) = self
+            .scratch
+            .split_at((y_width * y_height).min(self.scratch.len()));
+        let chroma = chroma_subsampling(layout.subsamp).map(|(sub_x, sub_y)| {
+            let (cb, cr) = rest.split_at((uv_width * uv_height).min(rest.len()));
+            Chroma {
+                cb,
+                cr,
+                stride: uv_width,
+                sub_x,
+                sub_y,
+            }
+        });
+        Ok(Planes {
+            width,
+            height,
+            step: 1,
+            y,
+            y_stride: y_width,
+            chroma,
+        })
+    }
+
+    /// Decompresses into `scratch`; returns its layout.
+    fn decompress(&mut self, jpeg: &[u8], denom: u32, w: usize, h: usize) -> Result<YuvImage<()>> {
+        let fail =
+            |what: &str, e: turbojpeg::Error| Error::Jpeg(format!("libjpeg-turbo {what}: {e}"));
+        let decompressor = match &mut self.decompressor {
+            Some(decompressor) => decompressor,
+            none => none.insert(Decompressor::new().map_err(|e| fail("init", e))?),
+        };
+        let header = decompressor
+            .read_header(jpeg)
+            .map_err(|e| fail("header", e))?;
+        if !matches!(header.colorspace, Colorspace::YCbCr | Colorspace::Gray) {
+            return Err(Error::Jpeg(format!(
+                "{:?} JPEG: only YCbCr and greyscale decode to YUV",
+                header.colorspace
+            )));
+        }
+        if header.subsamp != Subsamp::Gray && chroma_subsampling(header.subsamp).is_none() {
+            return Err(Error::Jpeg(format!(
+                "chroma subsampling {:?} cannot be decoded to YUV",
+                header.subsamp
+            )));
+        }
+        let factor = ScalingFactor::new(1, denom as usize);
+        if (factor.scale(header.width), factor.scale(header.height)) != (w, h) {
+            return Err(Error::Jpeg(format!(
+                "header says {}x{}, not {w}x{h} at 1/{denom}",
+                header.width, header.height
+            )));
+        }
+        decompressor
+            .set_scaling_factor(factor)
+            .map_err(|e| fail("scaling", e))?;
+        // Rows unpadded (align 1): plane widths are the scaled width rounded up to the
+        // subsampling (luma) or divided by it (chroma), as `tj3YUVPlaneWidth` lays them out.
+        let layout = YuvImage {
+            pixels: (),
+            width: w,
+            align: 1,
+            height: h,
+            subsamp: header.subsamp,
+        };
+        let len = turbojpeg::yuv_pixels_len(w, 1, h, header.subsamp)
+            .map_err(|e| fail("buffer size", e))?;
+        // `resize` keeps the allocation: after the first frame of a size, nothing allocates.
+        self.scratch.resize(len, 0);
+        let output = YuvImage {
+            pixels: &mut self.scratch[..],
+            width: w,
+            align: 1,
+            height: h,
+            subsamp: header.subsamp,
+        };
+        decompressor
+            .decompress_to_yuv(jpeg, output)
+            .map_err(|e| fail("decoding", e))?;
+        Ok(layout)
+    }
+}
+
+/// Pixels per chroma sample (across, down) of a YCbCr subsampling libjpeg-turbo can
+/// decode to planes; `None` for greyscale and unusual ones.
+fn chroma_subsampling(subsamp: Subsamp) -> Option<(usize, usize)> {
+    match subsamp {
+        Subsamp::None => Some((1, 1)),
+        Subsamp::Sub2x1 => Some((2, 1)),
+        Subsamp::Sub2x2 => Some((2, 2)),
+        Subsamp::Sub1x2 => Some((1, 2)),
+        Subsamp::Sub4x1 => Some((4, 1)),
+        Subsamp::Sub1x4 => Some((1, 4)),
+        _ => None,
     }
 }
 
