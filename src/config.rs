@@ -229,6 +229,23 @@ pub struct StreamConfig {
     pub sub_password: Option<String>,
 }
 
+/// The keys of a stream that cameras saved from the page (`store.rs`) share with the
+/// config file, for [`StreamConfig::from_parts`]: one set of rules for both. No `Debug`:
+/// it holds passwords.
+#[derive(Clone)]
+pub struct StreamParts {
+    pub id: String,
+    /// `None`: the id is the name.
+    pub name: Option<String>,
+    pub url: String,
+    pub sub_url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub sub_username: Option<String>,
+    pub sub_password: Option<String>,
+    pub enabled: bool,
+}
+
 /// How RTSP media packets travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -265,6 +282,47 @@ impl StreamConfig {
             sub_url: None,
             sub_username: None,
             sub_password: None,
+        })
+    }
+
+    /// A stream from the keys a camera saved from the page has too (see [`StreamParts`]),
+    /// checked by the rules of the config file's `[[stream]]` entries, which are built
+    /// through here as well; everything else gets its default. `at(key)` says where a key
+    /// is (`"id"`, `"url"`, `"sub_url"`) for the error, e.g. `camhub.toml:7: stream.url`.
+    pub fn from_parts(parts: StreamParts, at: &dyn Fn(&str) -> String) -> Result<StreamConfig> {
+        let StreamParts {
+            id,
+            name,
+            url,
+            sub_url,
+            username,
+            password,
+            sub_username,
+            sub_password,
+            enabled,
+        } = parts;
+        check_id(&id).map_err(|m| config_err(&at("id"), m))?;
+        let kind =
+            check_url(&url).map_err(|m| config_err(&at("url"), format!("stream {id:?}: {m}")))?;
+        if let Some(u) = &sub_url {
+            check_url(u).map_err(|m| config_err(&at("sub_url"), format!("stream {id:?}: {m}")))?;
+        }
+        Ok(StreamConfig {
+            name: name.unwrap_or_else(|| id.clone()),
+            id,
+            url,
+            kind,
+            led: None,
+            fps: None,
+            size: None,
+            stall_after: DEFAULT_STALL_AFTER,
+            enabled,
+            username,
+            password,
+            transport: Transport::Tcp,
+            sub_url,
+            sub_username,
+            sub_password,
         })
     }
 
@@ -506,19 +564,26 @@ impl Config {
         };
         for s in &file.stream {
             let id = s.id.get_ref();
-            check_id(id).map_err(|m| err(s.id.span(), "stream.id", m))?;
-            let url = s.url.get_ref();
-            let kind = check_url(url)
-                .map_err(|m| err(s.url.span(), "stream.url", format!("stream {id:?}: {m}")))?;
-            let sub_url = match &s.sub_url {
-                Some(u) => {
-                    check_url(u.get_ref()).map_err(|m| {
-                        err(u.span(), "stream.sub_url", format!("stream {id:?}: {m}"))
-                    })?;
-                    Some(u.get_ref().clone())
-                }
-                None => None,
+            let at = |key: &str| {
+                let span = match key {
+                    "id" => s.id.span(),
+                    "sub_url" => s.sub_url.as_ref().map_or(s.url.span(), Spanned::span),
+                    _ => s.url.span(),
+                };
+                where_(Some(line_of(text, span.start)), &format!("stream.{key}"))
             };
+            let parts = StreamParts {
+                id: id.clone(),
+                name: s.name.clone(),
+                url: s.url.get_ref().clone(),
+                sub_url: s.sub_url.as_ref().map(|u| u.get_ref().clone()),
+                username: s.username.clone(),
+                password: s.password.clone(),
+                sub_username: s.sub_username.clone(),
+                sub_password: s.sub_password.clone(),
+                enabled: s.enabled.unwrap_or(true),
+            };
+            let mut stream = StreamConfig::from_parts(parts, &at)?;
             let led = match &s.led {
                 Some(pin) if *pin.get_ref() > 27 => {
                     return Err(err(
@@ -566,23 +631,12 @@ impl Config {
                 Some(v) => Duration::from_secs(*v.get_ref()),
                 None => DEFAULT_STALL_AFTER,
             };
-            streams.push(StreamConfig {
-                id: id.clone(),
-                name: s.name.clone().unwrap_or_else(|| id.clone()),
-                url: url.clone(),
-                kind,
-                led,
-                fps,
-                size,
-                stall_after,
-                enabled: s.enabled.unwrap_or(true),
-                username: s.username.clone(),
-                password: s.password.clone(),
-                transport: s.transport.unwrap_or_default(),
-                sub_url,
-                sub_username: s.sub_username.clone(),
-                sub_password: s.sub_password.clone(),
-            });
+            stream.led = led;
+            stream.fps = fps;
+            stream.size = size;
+            stream.stall_after = stall_after;
+            stream.transport = s.transport.unwrap_or_default();
+            streams.push(stream);
         }
         check_unique_ids(file.stream.iter().map(|s| {
             (
@@ -668,7 +722,7 @@ fn config_err(at: &str, msg: impl Into<String>) -> Error {
 }
 
 /// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
@@ -767,7 +821,7 @@ fn check_url(url: &str) -> Result<SourceKind, String> {
 /// (wrong type, duplicate key, unknown field) name it like our own checks do: the `key =`
 /// on that line within the table whose header is above it (`server.listen`), or the table
 /// of a header line (`mdns`). None when the line has neither (inside a multi-line array).
-fn key_at(text: &str, offset: usize) -> Option<String> {
+pub(crate) fn key_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);

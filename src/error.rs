@@ -30,6 +30,15 @@ pub enum Error {
     /// JPEG encoding or validation failed.
     #[error("jpeg: {0}")]
     Jpeg(String),
+
+    /// A change names something that does not exist (a saved camera's id); HTTP 404.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// A change clashes with what is there (an id in use, a damaged state file that must
+    /// be started over first); HTTP 409.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl Error {
