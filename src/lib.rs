@@ -12,7 +12,6 @@
 //! - [`streams`]: the live set: which streams run (config file, saved, discovered),
 //!   added, replaced and removed one at a time.
 //! - [`store`]: cameras saved from the page, in camhub's state file (atomic writes).
-//! - [`store`]: cameras saved from the page, in camhub's state file (atomic writes).
 //! - [`discover`]: finding local V4L2 cameras at startup and when they are plugged in.
 //! - [`jpeg`] and [`draw`]: JPEG encoding/checks and the text drawn into test patterns
 //!   and OFFLINE placeholders.
@@ -43,7 +42,6 @@ pub mod rendition;
 pub mod shutdown;
 pub mod source;
 pub mod status;
-pub mod store;
 pub mod store;
 pub mod streams;
 pub mod supervise;
