@@ -75,6 +75,9 @@ pub struct Config {
     pub max_viewers: usize,
     /// HTTP Basic auth for every endpoint except `/healthz`, when set.
     pub auth: Option<Auth>,
+    /// `[server] admin_password_hash`: the admin password as an argon2 PHC string; wins
+    /// over one set from the page (`admin.toml`). Prints as `redacted`.
+    pub admin_password_hash: Option<crate::admin::HashedPassword>,
     pub streams: Vec<StreamConfig>,
     /// The file the config came from, if any (for the summary and logs).
     pub file: Option<PathBuf>,
@@ -385,6 +388,7 @@ struct FileServer {
     max_connections: Option<Spanned<usize>>,
     max_viewers: Option<Spanned<usize>>,
     auth: Option<Spanned<String>>,
+    admin_password_hash: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -533,6 +537,13 @@ impl Config {
             Some(a) => Some(Auth::parse(a.get_ref()).map_err(|m| err(a.span(), "server.auth", m))?),
             None => None,
         };
+        let admin_password_hash = match &file.server.admin_password_hash {
+            Some(h) => Some(
+                crate::admin::HashedPassword::parse(h.get_ref())
+                    .map_err(|m| err(h.span(), "server.admin_password_hash", m))?,
+            ),
+            None => None,
+        };
         let name = match &file.mdns.name {
             Some(s) => {
                 check_name(s.get_ref()).map_err(|m| err(s.span(), "mdns.name", m))?;
@@ -655,6 +666,7 @@ impl Config {
             max_connections,
             max_viewers,
             auth,
+            admin_password_hash,
             streams,
             file: path.map(Path::to_path_buf),
             discover: false,
@@ -1170,6 +1182,39 @@ enabled = false
             let e = parse_err(&format!("[server]\nauth = \"{bad}\"\n"));
             assert!(e.contains("cam.toml:2: server.auth"), "{e}");
             assert!(!e.contains("pw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn admin_password_hash_is_checked_and_never_shown() {
+        // A real argon2id hash (of "correct horse", with small parameters).
+        let phc = "$argon2id$v=19$m=64,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg$\
+                   MjZP1+1U9JUbDWvDvtLyEsZiNXOKEUxfi6O2oe46uxA";
+        let text =
+            format!("[server]\nlisten = \"127.0.0.1:9000\"\nadmin_password_hash = \"{phc}\"\n");
+        let c = Config::parse(&text, None).unwrap();
+        assert_eq!(
+            c.admin_password_hash.as_ref().map(|h| h.as_phc()),
+            Some(phc)
+        );
+        for shown in [format!("{c:?}"), c.summary()] {
+            assert!(
+                !shown.contains("MjZP1") && !shown.contains("MDEyMzQ1"),
+                "{shown}"
+            );
+        }
+        assert!(Config::parse("", None)
+            .unwrap()
+            .admin_password_hash
+            .is_none());
+        for bad in [
+            "hunter22",
+            "$argon2id$v=19$m=64,t=1,p=1$MDEyMzQ1Njc4OWFiY2RlZg",
+            "$scrypt$ln=16,r=8,p=1$aM15713r3Xsvxbi31lqr1Q$nFNh2CVHVjNldFVKDHDlm4CbdRSCdEBsjjJxD+iCs5E",
+        ] {
+            let e = parse_err(&format!("[server]\n\nadmin_password_hash = \"{bad}\"\n"));
+            assert!(e.contains("cam.toml:3: server.admin_password_hash"), "{e}");
+            assert!(!e.contains("MDEyMzQ1") && !e.contains("hunter22"), "{e}");
         }
     }
 

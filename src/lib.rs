@@ -16,6 +16,7 @@
 //! - [`jpeg`] and [`draw`]: JPEG encoding/checks and the text drawn into test patterns
 //!   and OFFLINE placeholders.
 //! - [`jpeg_decode`]: decoding a camera's JPEG at 1/2, 1/4 or 1/8 size, for renditions.
+//! - [`admin`]: who may change things: the admin password, sessions, throttled logins.
 //! - [`http`]: the HTTP server (hyper on smol): MJPEG, snapshots, API, page.
 //! - [`mdns`]: advertising on the LAN (`camhub.local`) and finding other boxes.
 //! - [`leds`]: stream state → GPIO LED patterns (rppal on the Pi, no-op elsewhere).
@@ -23,6 +24,7 @@
 //! - [`app`]: wiring of all of the above, used by `main.rs` and the integration tests.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod discover;
