@@ -12,6 +12,7 @@
 //! - [`streams`]: the live set: which streams run (config file, saved, discovered),
 //!   added, replaced and removed one at a time.
 //! - [`store`]: cameras saved from the page, in camhub's state file (atomic writes).
+//! - [`probe`]: "test this camera": a URL or bare address tried before it is saved.
 //! - [`discover`]: finding local V4L2 cameras at startup and when they are plugged in.
 //! - [`jpeg`] and [`draw`]: JPEG encoding/checks and the text drawn into test patterns
 //!   and OFFLINE placeholders.
@@ -40,6 +41,7 @@ mod jpeg_turbo;
 pub mod leds;
 pub mod mdns;
 pub mod multipart;
+pub mod probe;
 pub mod rendition;
 pub mod shutdown;
 pub mod source;
