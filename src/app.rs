@@ -2,12 +2,14 @@
 //! HTTP executor threads, and stops them all on shutdown. Used by `main.rs` and by the
 //! integration tests (which start it on port 0).
 
+use crate::admin::Admin;
 use crate::config::{default_pattern_stream, Config, StreamConfig};
 use crate::error::{Error, Result};
 use crate::http;
 use crate::hub::Hub;
 use crate::mdns::{self, Mdns};
 use crate::shutdown::Shutdown;
+use crate::store::Store;
 use crate::streams::{Origin, Streams};
 use smol::Executor;
 use std::net::SocketAddr;
@@ -51,15 +53,28 @@ impl App {
             .iter()
             .map(|s| (Origin::File, s.clone()))
             .collect();
+        // Cameras saved from the page (an id the config file uses is skipped, loudly).
+        let store = config
+            .state_dir
+            .as_deref()
+            .map(|dir| Arc::new(Store::open(dir)));
+        for camera in store.iter().flat_map(|s| s.list()) {
+            match camera.stream_config() {
+                Ok(c) if wanted.iter().any(|(_, w)| w.id == c.id) => tracing::warn!(
+                    stream = %c.id,
+                    "a saved camera's id is used in the config file; the file's stream wins"
+                ),
+                Ok(c) => wanted.push((Origin::Saved, c)),
+                Err(e) => tracing::warn!("a saved camera cannot run: {e}"),
+            }
+        }
         if config.discover {
-            wanted.extend(
-                crate::discover::startup_streams()
-                    .into_iter()
-                    .map(|s| (Origin::Discovered, s)),
-            );
+            let mut found = crate::discover::startup_streams();
+            found.retain(|c| !wanted.iter().any(|(_, w)| w.id == c.id));
+            wanted.extend(found.into_iter().map(|s| (Origin::Discovered, s)));
         }
         if wanted.is_empty() {
-            wanted.push((Origin::File, default_pattern_stream()));
+            wanted.push((Origin::Builtin, default_pattern_stream()));
         }
         let configs: Vec<StreamConfig> = wanted.iter().map(|(_, c)| c.clone()).collect();
         let hub = Arc::new(Hub::new(&configs));
@@ -105,6 +120,13 @@ impl App {
             max_viewers: config.max_viewers,
             mdns: mdns.info(),
             auth: config.auth.clone(),
+            streams: streams.clone(),
+            store,
+            admin: Arc::new(Admin::open(
+                config.admin_password_hash.clone(),
+                config.state_dir.clone(),
+            )),
+            shutdown: shutdown.clone(),
         });
         executor
             .spawn(http::serve(

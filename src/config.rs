@@ -53,6 +53,12 @@ pub struct Cli {
     /// then exit.
     #[arg(long)]
     pub list_devices: bool,
+
+    /// Where camhub keeps what it saves (cameras added from the page, the admin
+    /// password). Default: $STATE_DIRECTORY (systemd), else $XDG_STATE_HOME/camhub, else
+    /// ~/.local/state/camhub.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The validated configuration everything else runs from.
@@ -81,6 +87,9 @@ pub struct Config {
     pub streams: Vec<StreamConfig>,
     /// The file the config came from, if any (for the summary and logs).
     pub file: Option<PathBuf>,
+    /// camhub's own state directory (see `Cli::state_dir`); `None`: nothing can be saved
+    /// (a config parsed without a command line, as in tests).
+    pub state_dir: Option<PathBuf>,
     /// No streams were configured: local cameras found at startup and plugged in later
     /// are run (and the test pattern when there are none and nothing was saved).
     pub discover: bool,
@@ -440,6 +449,13 @@ impl Config {
         if let Some(listen) = &cli.listen {
             config.listen = parse_listen(listen).map_err(|msg| config_err("--listen", msg))?;
         }
+        config.state_dir = match crate::store::state_dir(cli.state_dir.as_deref()) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                tracing::warn!("cameras cannot be saved from the page: {e}");
+                None
+            }
+        };
         if cli.no_mdns {
             config.mdns_enabled = false;
         }
@@ -669,6 +685,7 @@ impl Config {
             admin_password_hash,
             streams,
             file: path.map(Path::to_path_buf),
+            state_dir: None,
             discover: false,
         })
     }
@@ -1041,11 +1058,13 @@ enabled = false
             name: Some("shed".into()),
             check_config: false,
             list_devices: false,
+            state_dir: Some(dir.path().join("state")),
         };
         let c = Config::load(&cli).unwrap();
         assert_eq!(c.listen.port(), 0);
         assert!(!c.mdns_enabled);
         assert_eq!(c.name, "shed");
+        assert_eq!(c.state_dir, Some(dir.path().join("state")));
         let ids: Vec<_> = c.streams.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
     }
@@ -1087,7 +1106,10 @@ enabled = false
             ..Cli::default()
         })
         .unwrap();
-        assert!(c.discover, "cameras found now and plugged in later are added");
+        assert!(
+            c.discover,
+            "cameras found now and plugged in later are added"
+        );
         assert!(c.streams.is_empty());
         let configured = Config::load(&Cli {
             sources: vec!["a=pattern:".into()],

@@ -25,6 +25,9 @@ pub enum Origin {
     Saved,
     /// A V4L2 camera found at startup or plugged in later.
     Discovered,
+    /// The test pattern shown while there is no camera at all; it goes when the first
+    /// camera is saved ([`Streams::retire_builtin`]).
+    Builtin,
 }
 
 impl Origin {
@@ -34,6 +37,7 @@ impl Origin {
             Origin::File => "file",
             Origin::Saved => "saved",
             Origin::Discovered => "discovered",
+            Origin::Builtin => "builtin",
         }
     }
 }
@@ -125,6 +129,22 @@ impl Streams {
         }
         inner.stopping.retain(|t| !t.is_finished());
         removed
+    }
+
+    /// Removes the built-in test pattern, if it runs (a real camera was just added).
+    pub fn retire_builtin(&self) {
+        let builtin: Vec<String> = {
+            let inner = self.lock();
+            inner
+                .running
+                .iter()
+                .filter(|(_, r)| r.origin == Origin::Builtin)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for id in builtin {
+            self.remove(&id);
+        }
     }
 
     /// Who wants stream `id` (`None`: no such stream).

@@ -162,10 +162,12 @@ fn a_source_that_cannot_start_fails_alone_with_a_placeholder() {
             .then_some(()))
         .is_some()
     );
-    for id in ["tls", "off"] {
+    // Placeholders are drawn at the size the stream will have: the default for a camera
+    // never seen, the pattern's own size for a pattern.
+    for (id, size) in [("tls", (640, 480)), ("off", (320, 240))] {
         let mut mjpeg = MjpegReader::open(addr, &format!("/stream/{id}"));
         let (w, h, _) = decode(&mjpeg.part().jpeg);
-        assert_eq!((w, h), (640, 480), "placeholder at the default size");
+        assert_eq!((w, h), size, "placeholder of {id}");
         let snap = get(addr, &format!("/snapshot/{id}"));
         assert_eq!(snap.status, 503);
         assert!(snap.text().contains(id), "{}", snap.text());

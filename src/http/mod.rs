@@ -3,6 +3,7 @@
 //! the shutdown signal, so tests run it on port 0.
 
 mod api;
+mod cameras;
 mod conn;
 mod mjpeg;
 mod mux;
@@ -17,6 +18,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use smol::Executor;
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,6 +54,14 @@ pub struct Ctx {
     pub mdns: crate::mdns::MdnsInfo,
     /// When set, every endpoint but `/healthz` needs these HTTP Basic credentials.
     pub auth: Option<crate::config::Auth>,
+    /// The live set of streams, for the admin API's changes.
+    pub streams: Arc<crate::streams::Streams>,
+    /// Cameras saved from the page (`None`: no state directory, nothing can be saved).
+    pub store: Option<Arc<crate::store::Store>>,
+    /// Who may change things.
+    pub admin: Arc<crate::admin::Admin>,
+    /// For work that must stop with camhub (camera tests).
+    pub shutdown: Shutdown,
 }
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
@@ -69,7 +79,7 @@ pub async fn serve(
             None
         })
         .await;
-        let (stream, _peer) = match accepted {
+        let (stream, peer) = match accepted {
             None => return,
             Some(Ok(conn)) => conn,
             Some(Err(e)) => {
@@ -96,7 +106,7 @@ pub async fn serve(
                 ));
                 let service = hyper::service::service_fn(move |req| {
                     let ctx = ctx.clone();
-                    async move { Ok::<_, Infallible>(handle(&ctx, req).await) }
+                    async move { Ok::<_, Infallible>(handle(&ctx, req, peer.ip()).await) }
                 });
                 let connection = hyper::server::conn::http1::Builder::new()
                     .timer(smol_hyper::rt::SmolTimer::new())
@@ -149,7 +159,20 @@ impl Drop for ConnectionCount {
 }
 
 /// Routes one request.
-async fn handle(ctx: &Ctx, req: Request<Incoming>) -> Response<Body> {
+async fn handle(ctx: &Arc<Ctx>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+    if cameras::owns(req.uri().path()) {
+        // The admin API has its own credential (the admin's), checked there; only setting
+        // the first admin password also needs the viewers' one when there is one, so
+        // that the box's first visitor is at least a viewer.
+        if req.uri().path() == "/api/admin/password" {
+            if let Some(auth) = &ctx.auth {
+                if !authorized(auth, &req) {
+                    return unauthorized();
+                }
+            }
+        }
+        return cameras::respond(ctx, req, peer).await;
+    }
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         let mut resp = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");

@@ -434,3 +434,55 @@ impl MuxReader {
         }
     }
 }
+
+/// Sends `method path` with extra header lines (`"Name: value"`) and a body, and reads
+/// the answer. `Host` is `t`; the connection closes after it.
+pub fn send(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str) -> Response {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n");
+    for h in headers {
+        raw.push_str(h);
+        raw.push_str("\r\n");
+    }
+    raw.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    request(addr, raw.as_bytes())
+}
+
+/// [`spawn_camhub`] that also keeps everything camhub logs (at debug level), for checks
+/// that something never appears in the log.
+pub fn spawn_camhub_logged(args: &[&str]) -> (Child, std::sync::Arc<std::sync::Mutex<String>>) {
+    use std::process::Stdio;
+    let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_camhub"))
+        .args(["--no-mdns", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("camhub binary runs");
+    let stderr = process.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("[camhub] {line}");
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    let mut child = Child {
+        process,
+        addr: "127.0.0.1:1".parse().unwrap(),
+    };
+    child.addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("camhub logs its address")
+        .parse()
+        .unwrap();
+    (child, log)
+}
