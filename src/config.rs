@@ -2,9 +2,11 @@
 //! [`Config`]. Every error names the key (and the line, for the file) it is about.
 
 use crate::error::{Error, Result};
+pub use crate::urls::parse_size;
 use clap::Parser;
 use serde::Deserialize;
 use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -449,7 +451,7 @@ impl Config {
         if let Some(listen) = &cli.listen {
             config.listen = parse_listen(listen).map_err(|msg| config_err("--listen", msg))?;
         }
-        config.state_dir = match crate::store::state_dir(cli.state_dir.as_deref()) {
+        config.state_dir = match state_dir(cli.state_dir.as_deref()) {
             Ok(dir) => Some(dir),
             Err(e) => {
                 tracing::warn!("cameras cannot be saved from the page: {e}");
@@ -807,7 +809,7 @@ fn check_url(url: &str) -> Result<SourceKind, String> {
     })?;
     match kind {
         SourceKind::Pattern => {
-            crate::source::pattern::PatternOptions::parse(url)?;
+            crate::urls::PatternOptions::parse(url)?;
         }
         SourceKind::Rtsp | SourceKind::HttpMjpeg => {
             // `http:user:pw@host` parses as a URL with credentials, but only the
@@ -881,23 +883,51 @@ fn table_header(line: &str) -> Option<String> {
     Some(inner.trim().to_string())
 }
 
-/// Parses "640x480".
-pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s
-        .split_once(['x', 'X'])
-        .ok_or_else(|| format!("size {s:?} is not WIDTHxHEIGHT"))?;
-    let w: u32 = w
-        .trim()
-        .parse()
-        .map_err(|_| format!("size {s:?}: bad width"))?;
-    let h: u32 = h
-        .trim()
-        .parse()
-        .map_err(|_| format!("size {s:?}: bad height"))?;
-    if !(16..=4096).contains(&w) || !(16..=4096).contains(&h) {
-        return Err(format!("size {s:?}: width and height must be 16..=4096"));
+/// The state directory from its possible sources, first one set wins: `--state-dir`,
+/// `$STATE_DIRECTORY` (systemd's `StateDirectory=`; the first of its colon-separated
+/// paths), `$XDG_STATE_HOME/camhub` (absolute only, as the XDG spec says), then
+/// `$HOME/.local/state/camhub`. Empty values count as unset. Pure, so it is testable; see
+/// [`state_dir`] for the one that reads the environment.
+pub fn state_dir_from(
+    flag: Option<&Path>,
+    state_directory: Option<&OsStr>,
+    xdg_state_home: Option<&OsStr>,
+    home: Option<&OsStr>,
+) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    fn non_empty(v: Option<&OsStr>) -> Option<&OsStr> {
+        v.filter(|v| !v.is_empty())
     }
-    Ok((w, h))
+    if let Some(flag) = flag.filter(|p| !p.as_os_str().is_empty()) {
+        return Some(flag.to_path_buf());
+    }
+    if let Some(dirs) = non_empty(state_directory) {
+        let first = dirs.as_bytes().split(|&b| b == b':').next().unwrap_or(&[]);
+        if !first.is_empty() {
+            return Some(PathBuf::from(OsStr::from_bytes(first)));
+        }
+    }
+    if let Some(xdg) = non_empty(xdg_state_home).map(Path::new) {
+        if xdg.is_absolute() {
+            return Some(xdg.join("camhub"));
+        }
+    }
+    non_empty(home).map(|h| Path::new(h).join(".local/state/camhub"))
+}
+
+/// [`state_dir_from`] with the values of this process's environment. An error when none
+/// of them is set (a service without `StateDirectory=` and without `$HOME`).
+pub fn state_dir(flag: Option<&Path>) -> Result<PathBuf> {
+    let var = |name: &str| std::env::var_os(name);
+    let (sd, xdg, home) = (var("STATE_DIRECTORY"), var("XDG_STATE_HOME"), var("HOME"));
+    state_dir_from(flag, sd.as_deref(), xdg.as_deref(), home.as_deref()).ok_or_else(|| {
+        Error::Config {
+            at: "--state-dir".into(),
+            msg: "no state directory: pass --state-dir, or set STATE_DIRECTORY \
+                  (systemd StateDirectory=), XDG_STATE_HOME or HOME"
+                .into(),
+        }
+    })
 }
 
 /// Removes `user:password@` from every `scheme://user:password@host` in `s`, so URLs and
@@ -1268,5 +1298,41 @@ enabled = false
             "exec:ffmpeg -i rtsp://h/x -f mjpeg -"
         );
         assert_eq!(redact_url("pattern:"), "pattern:");
+    }
+
+    #[test]
+    fn state_directory_sources_in_order() {
+        let os = |s: &'static str| Some(OsStr::new(s));
+        let p = |s: &str| Some(PathBuf::from(s));
+        let flag = Path::new("/srv/camhub");
+        assert_eq!(
+            state_dir_from(Some(flag), os("/var/lib/camhub"), os("/x"), os("/home/pi")),
+            p("/srv/camhub")
+        );
+        assert_eq!(
+            state_dir_from(
+                None,
+                os("/var/lib/camhub:/var/lib/other"),
+                os("/x"),
+                os("/h")
+            ),
+            p("/var/lib/camhub")
+        );
+        assert_eq!(
+            state_dir_from(None, os(""), os("/home/pi/.state"), os("/home/pi")),
+            p("/home/pi/.state/camhub")
+        );
+        assert_eq!(
+            state_dir_from(None, None, os("relative/state"), os("/home/pi")),
+            p("/home/pi/.local/state/camhub"),
+            "a relative XDG_STATE_HOME is ignored"
+        );
+        assert_eq!(
+            state_dir_from(None, None, None, os("/home/pi")),
+            p("/home/pi/.local/state/camhub")
+        );
+        assert_eq!(state_dir_from(None, None, None, os("")), None);
+        assert_eq!(state_dir_from(None, None, None, None), None);
+        assert!(state_dir(Some(flag)).unwrap() == flag);
     }
 }

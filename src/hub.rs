@@ -530,7 +530,7 @@ impl Stream {
 /// test pattern's own size, or VGA.
 fn size_hint(c: &StreamConfig) -> (u32, u32) {
     let pattern = || {
-        crate::source::pattern::PatternOptions::parse(&c.url)
+        crate::urls::PatternOptions::parse(&c.url)
             .ok()
             .map(|o| (o.width, o.height))
     };

@@ -22,6 +22,7 @@
 //! - [`mdns`]: advertising on the LAN (`camhub.local`) and finding other boxes.
 //! - [`leds`]: stream state → GPIO LED patterns (rppal on the Pi, no-op elsewhere).
 //! - [`shutdown`]: the one shutdown signal shared by threads and async tasks.
+//! - [`urls`]: URL grammar shared by config, hub and sources (sizes, pattern options).
 //! - [`app`]: wiring of all of the above, used by `main.rs` and the integration tests.
 #![forbid(unsafe_code)]
 
@@ -49,5 +50,6 @@ pub mod status;
 pub mod store;
 pub mod streams;
 pub mod supervise;
+pub mod urls;
 
 pub use error::{Error, Result};

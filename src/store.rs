@@ -28,53 +28,6 @@ const HEADER: &str =
     "# Cameras saved from camhub's page. camhub rewrites this file on every change:\n\
                       # edit it only while camhub is stopped.\n\n";
 
-/// The state directory from its possible sources, first one set wins: `--state-dir`,
-/// `$STATE_DIRECTORY` (systemd's `StateDirectory=`; the first of its colon-separated
-/// paths), `$XDG_STATE_HOME/camhub` (absolute only, as the XDG spec says), then
-/// `$HOME/.local/state/camhub`. Empty values count as unset. Pure, so it is testable; see
-/// [`state_dir`] for the one that reads the environment.
-pub fn state_dir_from(
-    flag: Option<&Path>,
-    state_directory: Option<&OsStr>,
-    xdg_state_home: Option<&OsStr>,
-    home: Option<&OsStr>,
-) -> Option<PathBuf> {
-    use std::os::unix::ffi::OsStrExt;
-    fn non_empty(v: Option<&OsStr>) -> Option<&OsStr> {
-        v.filter(|v| !v.is_empty())
-    }
-    if let Some(flag) = flag.filter(|p| !p.as_os_str().is_empty()) {
-        return Some(flag.to_path_buf());
-    }
-    if let Some(dirs) = non_empty(state_directory) {
-        let first = dirs.as_bytes().split(|&b| b == b':').next().unwrap_or(&[]);
-        if !first.is_empty() {
-            return Some(PathBuf::from(OsStr::from_bytes(first)));
-        }
-    }
-    if let Some(xdg) = non_empty(xdg_state_home).map(Path::new) {
-        if xdg.is_absolute() {
-            return Some(xdg.join("camhub"));
-        }
-    }
-    non_empty(home).map(|h| Path::new(h).join(".local/state/camhub"))
-}
-
-/// [`state_dir_from`] with the values of this process's environment. An error when none
-/// of them is set (a service without `StateDirectory=` and without `$HOME`).
-pub fn state_dir(flag: Option<&Path>) -> Result<PathBuf> {
-    let var = |name: &str| std::env::var_os(name);
-    let (sd, xdg, home) = (var("STATE_DIRECTORY"), var("XDG_STATE_HOME"), var("HOME"));
-    state_dir_from(flag, sd.as_deref(), xdg.as_deref(), home.as_deref()).ok_or_else(|| {
-        Error::Config {
-            at: "--state-dir".into(),
-            msg: "no state directory: pass --state-dir, or set STATE_DIRECTORY \
-                  (systemd StateDirectory=), XDG_STATE_HOME or HOME"
-                .into(),
-        }
-    })
-}
-
 /// Replaces the file at `path` with `bytes` so that a crash at any moment leaves either
 /// the old or the new file, whole: writes `<path>.tmp` (created with `mode`, never
 /// chmod-ed after), fsyncs it, renames it over `path`, fsyncs the directory. When this
@@ -1070,42 +1023,6 @@ mod tests {
         assert_eq!(saved_ids, wanted);
         let urls: HashSet<_> = saved.iter().map(|c| c.url.clone()).collect();
         assert_eq!(urls.len(), CLIENTS);
-    }
-
-    #[test]
-    fn state_directory_sources_in_order() {
-        let os = |s: &'static str| Some(OsStr::new(s));
-        let p = |s: &str| Some(PathBuf::from(s));
-        let flag = Path::new("/srv/camhub");
-        assert_eq!(
-            state_dir_from(Some(flag), os("/var/lib/camhub"), os("/x"), os("/home/pi")),
-            p("/srv/camhub")
-        );
-        assert_eq!(
-            state_dir_from(
-                None,
-                os("/var/lib/camhub:/var/lib/other"),
-                os("/x"),
-                os("/h")
-            ),
-            p("/var/lib/camhub")
-        );
-        assert_eq!(
-            state_dir_from(None, os(""), os("/home/pi/.state"), os("/home/pi")),
-            p("/home/pi/.state/camhub")
-        );
-        assert_eq!(
-            state_dir_from(None, None, os("relative/state"), os("/home/pi")),
-            p("/home/pi/.local/state/camhub"),
-            "a relative XDG_STATE_HOME is ignored"
-        );
-        assert_eq!(
-            state_dir_from(None, None, None, os("/home/pi")),
-            p("/home/pi/.local/state/camhub")
-        );
-        assert_eq!(state_dir_from(None, None, None, os("")), None);
-        assert_eq!(state_dir_from(None, None, None, None), None);
-        assert!(state_dir(Some(flag)).unwrap() == flag);
     }
 
     // ---- kill -9 while saving ------------------------------------------------------------

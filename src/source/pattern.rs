@@ -8,115 +8,13 @@
 //! static parts are drawn once; each frame copies the bars from a precomputed strip,
 //! redraws two lines of text and encodes the canvas directly (no colour conversion).
 
-use crate::config::{parse_size, StreamConfig};
+use crate::config::StreamConfig;
 use crate::draw::{text_width_px, Canvas, Color, GLYPH_SIZE_PX};
 use crate::error::{Error, Result};
 use crate::source::{Event, Picture, Source, POLL_INTERVAL};
-use std::ops::RangeInclusive;
+use crate::urls::UrlOptions;
+pub use crate::urls::{PatternOptions, DEFAULT_FPS, DEFAULT_SIZE, FPS_RANGE};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Frame size when neither the URL nor the stream's `size` sets one.
-pub const DEFAULT_SIZE: (u32, u32) = (640, 480);
-/// Frame rate when neither the URL nor the stream's `fps` sets one.
-pub const DEFAULT_FPS: u32 = 15;
-/// Frame rates the pattern accepts (the same bounds as a stream's `fps`).
-pub const FPS_RANGE: RangeInclusive<u32> = 1..=120;
-
-/// The settings of a test pattern, from its URL. Public so config validation can check
-/// a `pattern:` URL without building a source.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PatternOptions {
-    pub width: u32,
-    pub height: u32,
-    pub fps: u32,
-}
-
-impl PatternOptions {
-    /// Parses `pattern:` or `pattern:?size=WxH&fps=N`, with defaults for what is not
-    /// given. The error names the offending option and becomes a config error as is.
-    pub fn parse(url: &str) -> Result<PatternOptions, String> {
-        let given = UrlOptions::parse(url)?;
-        let (width, height) = given.size.unwrap_or(DEFAULT_SIZE);
-        Ok(PatternOptions {
-            width,
-            height,
-            fps: given.fps.unwrap_or(DEFAULT_FPS),
-        })
-    }
-
-    /// Rejects what the source cannot run with. Options from [`PatternOptions::parse`]
-    /// always pass; this guards hints and options built in code.
-    fn validate(&self) -> Result<(), String> {
-        if !FPS_RANGE.contains(&self.fps) {
-            return Err(format!("fps {} must be from 1 to 120", self.fps));
-        }
-        parse_size(&format!("{}x{}", self.width, self.height))?;
-        Ok(())
-    }
-}
-
-/// What the URL itself sets (None: not given), so that stream hints fill only the gaps.
-#[derive(Debug, Default)]
-struct UrlOptions {
-    size: Option<(u32, u32)>,
-    fps: Option<u32>,
-}
-
-impl UrlOptions {
-    fn parse(url: &str) -> Result<UrlOptions, String> {
-        const SCHEME: &str = "pattern:";
-        let rest = match url.get(..SCHEME.len()) {
-            Some(scheme) if scheme.eq_ignore_ascii_case(SCHEME) => &url[SCHEME.len()..],
-            _ => return Err(format!("{url:?} is not a pattern: URL")),
-        };
-        let rest = rest.strip_prefix("//").unwrap_or(rest);
-        let query = match rest {
-            "" => "",
-            rest => rest.strip_prefix('?').ok_or_else(|| {
-                format!(
-                    "unexpected {rest:?} after \"pattern:\"; options go in a query, \
-                     e.g. pattern:?size=640x480&fps=15"
-                )
-            })?,
-        };
-        let mut given = UrlOptions::default();
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            match key {
-                "size" => {
-                    if given.size.is_some() {
-                        return Err("pattern option \"size\" is given twice".into());
-                    }
-                    let size = parse_size(value)
-                        .map_err(|e| format!("pattern option \"size\": {e} (e.g. size=640x480)"))?;
-                    given.size = Some(size);
-                }
-                "fps" => {
-                    if given.fps.is_some() {
-                        return Err("pattern option \"fps\" is given twice".into());
-                    }
-                    let fps = value
-                        .parse()
-                        .ok()
-                        .filter(|fps| FPS_RANGE.contains(fps))
-                        .ok_or_else(|| {
-                            format!(
-                                "pattern option \"fps\": {value:?} is not a whole number \
-                                 from 1 to 120"
-                            )
-                        })?;
-                    given.fps = Some(fps);
-                }
-                other => {
-                    return Err(format!(
-                        "unknown pattern option {other:?} (known options: size, fps)"
-                    ))
-                }
-            }
-        }
-        Ok(given)
-    }
-}
 
 /// A [`Source`] that draws its frames: for testing every other part of camhub, and as
 /// the stream shown when no camera is configured.
