@@ -4,8 +4,11 @@
 //! of a 13-camera grid draws changing frames over a bounded number of connections, tiles
 //! out of view stop pulling, a tap opens the full-screen stream and back returns, a
 //! stream that goes down changes its badge without a reload, the snapshot-polling
-//! fallback and the page without JavaScript work. Screenshots (not assertions) go to
-//! target/tmp/browser/ for people to look at.
+//! fallback and the page without JavaScript work; on a 2x phone the tiles ask for (and
+//! draw) the rendition of their size in device pixels, again after a rotation and when
+//! polling snapshots, while full screen stays full size; the grid rate setting reaches `/mux` and survives a reload; a
+//! stale picture and a sub-stream that is down are flagged (issue #12). Screenshots (not
+//! assertions) go to target/tmp/browser/ for people to look at.
 //!
 //! Chromium missing is a failure, not a skip: `scripts/deps.sh` installs it.
 
@@ -174,6 +177,32 @@ impl Browser {
         );
     }
 
+    /// Reloads the page and waits for the new document to load.
+    fn reload(&mut self) {
+        self.eval("window.__beforeReload = 1");
+        self.call("Page.reload", json!({}));
+        eventually(WAIT, || {
+            (self.eval("!window.__beforeReload && document.readyState") == "complete").then_some(())
+        })
+        .expect("the page reloads");
+    }
+
+    /// The params of the `method` events (e.g. Network.requestWillBeSent, once its
+    /// domain is enabled) since the previous call; the first call starts keeping them.
+    fn events(&mut self, method: &str) -> Vec<Value> {
+        let r = self.call("bridge.events", json!({ "method": method }));
+        r["events"].as_array().expect("event list").clone()
+    }
+
+    /// The `/mux` requests the page sent since the previous call (Network must be
+    /// enabled and `events("Network.requestWillBeSent")` called once before).
+    fn mux_asks(&mut self) -> Vec<MuxAsk> {
+        self.events("Network.requestWillBeSent")
+            .iter()
+            .filter_map(|e| MuxAsk::parse(e["request"]["url"].as_str()?))
+            .collect()
+    }
+
     fn navigate(&mut self, url: &str) {
         self.call("Page.navigate", json!({ "url": url }));
         eventually(WAIT, || {
@@ -252,6 +281,36 @@ impl Browser {
             )
         });
         first.into_keys().collect()
+    }
+}
+
+/// One `/mux` request as the browser sent it.
+#[derive(Debug, Clone, PartialEq)]
+struct MuxAsk {
+    ids: String,
+    /// `width=`, if any.
+    width_px: Option<u32>,
+    /// `fps=`, if any.
+    fps: Option<String>,
+}
+
+impl MuxAsk {
+    /// The request for `url`, if it is a `/mux` one.
+    fn parse(url: &str) -> Option<MuxAsk> {
+        let rest = url.split_once("://")?.1;
+        let path = &rest[rest.find('/')?..];
+        let query = path.strip_prefix("/mux?")?;
+        let value = |key: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                .map(str::to_string)
+        };
+        Some(MuxAsk {
+            ids: value("ids").unwrap_or_default(),
+            width_px: value("width").map(|w| w.parse().expect("width is a number")),
+            fps: value("fps"),
+        })
     }
 }
 
@@ -547,6 +606,332 @@ fn snapshot_fallback_boxes_view_and_page_without_javascript() {
     })
     .unwrap_or_else(|| panic!("no snapshots without JavaScript"));
     assert_eq!(images[0][0], "/stream/a");
+    drop(b);
+    app.stop(Duration::from_secs(2));
+}
+
+/// 720p cameras: big enough that a phone's tiles get a rendition, not the full size.
+const HD_PATTERN: &str = "pattern:?size=1280x720&fps=15";
+
+/// Per tile: the canvas's CSS width, the size of the picture last drawn into it (the
+/// canvas takes each drawn bitmap's size), frames drawn, the kind and feed of the last
+/// mux record drawn, whether it is in view, its badge and flags.
+const TILE_PICTURES_JS: &str = r#"Array.from(document.querySelectorAll('.tile')).map(function (el) {
+  var c = el.querySelector('canvas'), r = el.getBoundingClientRect();
+  return { id: el.dataset.id, css: c.getBoundingClientRect().width, w: c.width, h: c.height,
+    frames: +(el.dataset.frames || 0), kind: el.dataset.kind || '', feed: el.dataset.feed || '',
+    inView: r.bottom > 0 && r.top < innerHeight && !document.getElementById('grid').hidden,
+    badge: el.querySelector('.badge').textContent, dim: el.classList.contains('dim'),
+    stale: !el.querySelector('.f-stale').hidden, subDown: !el.querySelector('.f-sub').hidden };
+})"#;
+
+fn pictures(b: &mut Browser) -> BTreeMap<String, Value> {
+    let v = b.eval(TILE_PICTURES_JS);
+    v.as_array()
+        .expect("tile list")
+        .iter()
+        .map(|t| (t["id"].as_str().unwrap().to_string(), t.clone()))
+        .collect()
+}
+
+/// Waits until the page's newest `/mux` request, sent after those already in `seen`,
+/// satisfies `want` and returns it; every request seen on the way is added to `seen`.
+fn wait_mux_ask(
+    b: &mut Browser,
+    seen: &mut Vec<MuxAsk>,
+    what: &str,
+    want: impl Fn(&MuxAsk) -> bool,
+) -> MuxAsk {
+    let before = seen.len();
+    eventually(WAIT, || {
+        seen.extend(b.mux_asks());
+        seen[before..].last().filter(|a| want(a)).cloned()
+    })
+    .unwrap_or_else(|| panic!("the page never asked /mux for {what}: {seen:?}"))
+}
+
+/// Sets the grid rate the way a user does: pick an option, the select fires `change`.
+fn pick_rate(b: &mut Browser, fps: u32) {
+    b.eval(&format!(
+        "var r = document.getElementById('rate'); r.value = '{fps}'; \
+         r.dispatchEvent(new Event('change'))"
+    ));
+}
+
+/// Checks that `ask` asks for the in-view tiles' CSS width in device pixels (2x), and
+/// returns the rendition step the server serves for it.
+fn asks_tile_size(b: &mut Browser, ask: &MuxAsk) -> u32 {
+    let tiles = pictures(b);
+    let css = tiles
+        .values()
+        .filter(|t| t["inView"] == true)
+        .map(|t| t["css"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let px = ask.width_px.expect("the grid asks for a width") as f64;
+    assert!(
+        css > 100.0 && (css * 2.0 - 1.0..=css * 2.0 + 1.0).contains(&px),
+        "asked {px} px for tiles {css} CSS px wide at 2x: {ask:?}"
+    );
+    camhub::rendition::step_for(px as u32).expect("a phone tile is below the top step")
+}
+
+/// Waits until every tile in view has drawn at least two pictures, the last of `size`,
+/// and returns them.
+fn in_view_tiles_draw(b: &mut Browser, size: (u32, u32)) -> BTreeMap<String, Value> {
+    eventually(WAIT, || {
+        let tiles = pictures(b);
+        let in_view: BTreeMap<_, _> = tiles
+            .into_iter()
+            .filter(|(_, t)| t["inView"] == true)
+            .collect();
+        (!in_view.is_empty()
+            && in_view
+                .values()
+                .all(|t| t["w"] == size.0 && t["h"] == size.1 && t["frames"].as_u64() >= Some(2)))
+        .then_some(in_view)
+    })
+    .unwrap_or_else(|| panic!("tiles never drew {size:?} pictures: {:?}", pictures(b)))
+}
+
+/// Waits until `/api/streams` shows `id`'s `step_px` rendition made for one viewer.
+fn rendition_made(addr: std::net::SocketAddr, id: &str, step_px: u32) -> Value {
+    let mut last = Value::Null;
+    eventually(WAIT, || {
+        last = api_stream(addr, id);
+        let r = last["renditions"]
+            .as_array()?
+            .iter()
+            .find(|r| r["width"] == step_px)?
+            .clone();
+        (r["viewers"] == 1 && r["frame_width"] == step_px && r["frames"].as_u64()? >= 2)
+            .then_some(r)
+    })
+    .unwrap_or_else(|| panic!("no {step_px} rendition of {id} being made: {last}"))
+}
+
+#[test]
+fn phone_tiles_ask_for_their_size_in_device_pixels_and_full_screen_stays_full_size() {
+    let ids = ["a", "b", "c", "d"];
+    let app = start(&streams_toml(&ids.map(|id| (id, HD_PATTERN))));
+    let addr = app.local_addr();
+    let base = format!("http://{addr}/");
+    let connections = || {
+        let n = app.hub().connections.load(Ordering::Relaxed);
+        assert!(
+            n <= MAX_PAGE_CONNECTIONS,
+            "the page holds {n} connections (at most {MAX_PAGE_CONNECTIONS})"
+        );
+    };
+    let mut b = Browser::launch();
+    // Little kept for DevTools: the mux body never ends.
+    b.call(
+        "Network.enable",
+        json!({ "maxTotalBufferSize": 1 << 20, "maxResourceBufferSize": 1 << 16 }),
+    );
+    b.events("Network.requestWillBeSent");
+    // A phone held upright: 390x844 CSS pixels at 2 device pixels each.
+    b.viewport(390, 844, true);
+    b.navigate(&base);
+    assert_eq!(b.eval("devicePixelRatio"), 2);
+
+    // The grid asks for its tiles' width in device pixels, at the default rate.
+    let mut asks = Vec::new();
+    let first = wait_mux_ask(&mut b, &mut asks, "the tiles", |_| true);
+    assert_eq!(first.ids, ids.join(","), "all four tiles are in view");
+    assert_eq!(first.fps.as_deref(), Some("5"), "the default grid rate");
+    let step = asks_tile_size(&mut b, &first);
+    let size = camhub::rendition::size_at(step, (1280, 720));
+    eprintln!("phone grid asked {first:?}: {size:?} rendition");
+    assert!(step < 1280);
+    // What the tiles draw is that rendition, live, and the server makes it for them.
+    b.tiles_in_view_change(&[], connections);
+    in_view_tiles_draw(&mut b, size);
+    for id in ids {
+        let r = rendition_made(addr, id, step);
+        assert_eq!(r["frame_height"], size.1, "{r}");
+        assert_eq!(
+            api_stream(addr, id)["viewers"],
+            1,
+            "only the rendition is watched"
+        );
+    }
+    b.screenshot("phone-grid-renditions.png");
+
+    // Full screen plays the full-size stream, no width asked.
+    b.eval("document.getElementById('tile-b').click()");
+    eventually(WAIT, || {
+        connections();
+        (b.eval("document.body.dataset.view") == "full"
+            && b.eval("document.getElementById('fimg').naturalWidth") == 1280)
+            .then_some(())
+    })
+    .expect("full screen shows the 1280-wide stream");
+    assert_eq!(
+        b.eval("new URL(document.getElementById('fimg').src).search"),
+        "",
+        "full screen asks for no width"
+    );
+    b.eval("history.back()");
+    let back = wait_mux_ask(&mut b, &mut asks, "the grid again", |_| true);
+    assert_eq!(back.width_px, first.width_px);
+
+    // The rate setting goes to the mux and is remembered across a reload.
+    pick_rate(&mut b, 10);
+    let ten = wait_mux_ask(&mut b, &mut asks, "10 fps", |a| {
+        a.fps.as_deref() == Some("10")
+    });
+    assert_eq!(ten.width_px, first.width_px);
+    asks.extend(b.mux_asks());
+    b.reload();
+    assert_eq!(b.eval("document.getElementById('rate').value"), "10");
+    let reloaded = wait_mux_ask(&mut b, &mut asks, "the reloaded page", |_| true);
+    assert_eq!(
+        reloaded.fps.as_deref(),
+        Some("10"),
+        "the rate survives a reload"
+    );
+    assert_eq!(reloaded.width_px, first.width_px);
+    in_view_tiles_draw(&mut b, size);
+
+    // A width in the same rendition step does not reopen the mux: after a slightly wider
+    // window, the next request (a rate change) still carries the first width.
+    b.viewport(400, 844, true);
+    eventually(WAIT, || (b.eval("innerWidth") == 400).then_some(())).expect("resized");
+    let css = pictures(&mut b)["a"]["css"].as_f64().unwrap();
+    let wider = (css * 2.0 - 0.01).ceil() as u32;
+    assert!(
+        Some(wider) != first.width_px && camhub::rendition::step_for(wider) == Some(step),
+        "the test needs another width in the same step: {wider}"
+    );
+    let before = asks.len();
+    pick_rate(&mut b, 2);
+    let two = wait_mux_ask(&mut b, &mut asks, "2 fps", |a| {
+        a.fps.as_deref() == Some("2")
+    });
+    assert_eq!(two.width_px, first.width_px, "{:?}", &asks[before..]);
+    assert_eq!(asks.len(), before + 1, "one reopen: {:?}", &asks[before..]);
+
+    // Rotated: the tiles are wider, the grid asks again, the tiles draw the new size.
+    b.viewport(844, 390, true);
+    let rotated = wait_mux_ask(&mut b, &mut asks, "the rotated tiles", |a| {
+        a.width_px != first.width_px
+    });
+    assert_eq!(rotated.fps.as_deref(), Some("2"));
+    let rotated_step = asks_tile_size(&mut b, &rotated);
+    assert!(rotated_step > step, "{rotated:?}");
+    eprintln!("rotated grid asked {rotated:?}");
+    let rotated_size = camhub::rendition::size_at(rotated_step, (1280, 720));
+    let in_view = in_view_tiles_draw(&mut b, rotated_size);
+    for id in in_view.keys() {
+        rendition_made(addr, id, rotated_step);
+    }
+    b.screenshot("phone-grid-rotated.png");
+
+    // The snapshot-polling fallback asks for the same size.
+    b.navigate(&format!("{base}?poll=1"));
+    in_view_tiles_draw(&mut b, rotated_size);
+    drop(b);
+    app.stop(Duration::from_secs(2));
+}
+
+/// Kills the process group whose id a test's `exec:` command wrote to a file, when
+/// dropped: camhub kills it on a clean stop, this covers a failing test.
+struct KillGroupFrom(std::path::PathBuf);
+
+impl Drop for KillGroupFrom {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", pid.trim())])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+#[test]
+fn a_stale_picture_and_a_sub_stream_that_is_down_are_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pid_file, go) = (dir.path().join("pid"), dir.path().join("go"));
+    let _guard = KillGroupFrom(pid_file.clone());
+    // A camera that sends three frames, then nothing (but stays connected) until `go`
+    // exists, then live video. Its watchdog is far away: it stays "live" meanwhile.
+    let ffmpeg = "ffmpeg -nostdin -hide_banner -loglevel error";
+    let testsrc = "-f lavfi -i testsrc=size=320x240:rate=10";
+    let idle = format!(
+        "exec:echo $$ > {pid}; {ffmpeg} {testsrc} -frames:v 3 -f image2pipe -vcodec mjpeg -; \
+         while [ ! -e {go} ]; do sleep 0.1; done; \
+         exec {ffmpeg} -re {testsrc} -f image2pipe -vcodec mjpeg -",
+        pid = pid_file.display(),
+        go = go.display(),
+    );
+    // A camera with a sub-stream (another camhub pulled over HTTP-MJPEG) that feeds the
+    // grid until it goes down.
+    let upstream = start(&streams_toml(&[("small", "pattern:?size=640x360&fps=15")]));
+    let app = start(&format!(
+        "[[stream]]\nid = \"idle\"\nname = \"Idle\"\nstall_after_secs = 600\nurl = '''{idle}'''\n\
+         [[stream]]\nid = \"door\"\nname = \"Door\"\nurl = \"{HD_PATTERN}\"\n\
+         sub_url = \"http://{}/stream/small\"\n",
+        upstream.local_addr()
+    ));
+    let addr = app.local_addr();
+    eventually(WAIT, || {
+        (api_stream(addr, "door")["sub"]["state"] == "live").then_some(())
+    })
+    .expect("the sub-stream goes live");
+    // Wait until the server itself calls the idle camera's last frame stale.
+    eventually(WAIT, || {
+        let mut mux = MuxReader::open(addr, "ids=idle&width=366");
+        (mux.record().kind == "stale").then_some(())
+    })
+    .expect("the idle camera's frame goes stale");
+
+    let mut b = Browser::launch();
+    b.viewport(390, 844, true);
+    b.navigate(&format!("http://{addr}/"));
+    let tiles = eventually(WAIT, || {
+        let t = pictures(&mut b);
+        (t["idle"]["stale"] == true && t["door"]["feed"] == "sub").then_some(t)
+    })
+    .unwrap_or_else(|| panic!("no stale flag: {:?}", pictures(&mut b)));
+    let idle = &tiles["idle"];
+    assert_eq!(idle["kind"], "stale", "{idle}");
+    assert_eq!(idle["dim"], true, "a stale picture is dimmed: {idle}");
+    assert_eq!(
+        idle["badge"], "live",
+        "the camera is still connected: {idle}"
+    );
+    assert_eq!(
+        idle["subDown"], false,
+        "no sub-stream, nothing down: {idle}"
+    );
+    let door = &tiles["door"];
+    assert_eq!(door["stale"], false, "{door}");
+    assert_eq!(door["subDown"], false, "{door}");
+    b.screenshot("phone-stale.png");
+
+    // The camera sends again: the flag goes with the first live picture.
+    std::fs::write(&go, "").unwrap();
+    let idle = eventually(WAIT, || {
+        let t = pictures(&mut b).remove("idle").unwrap();
+        (t["kind"] == "live").then_some(t)
+    })
+    .unwrap_or_else(|| panic!("no live picture: {:?}", pictures(&mut b)));
+    assert_eq!(idle["stale"], false, "{idle}");
+    assert_eq!(idle["dim"], false, "{idle}");
+
+    // The sub-stream goes down: the grid falls back to the main stream and says so.
+    assert!(upstream.stop(Duration::from_secs(2)));
+    let door = eventually(WAIT, || {
+        let t = pictures(&mut b).remove("door").unwrap();
+        (t["subDown"] == true).then_some(t)
+    })
+    .unwrap_or_else(|| panic!("no sub-stream flag: {:?}", pictures(&mut b)));
+    assert_eq!(door["feed"], "main", "{door}");
+    assert_eq!(door["badge"], "live", "the camera itself is fine: {door}");
+    assert_ne!(api_stream(addr, "door")["sub"]["state"], "live");
+    assert_eq!(pictures(&mut b)["idle"]["subDown"], false);
+    b.screenshot("phone-sub-down.png");
     drop(b);
     app.stop(Duration::from_secs(2));
 }

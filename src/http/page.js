@@ -7,14 +7,24 @@
 // visible tile's newest JPEG, tagged with its stream id; framing in src/http/mux.rs) with
 // fetch() streaming and draws each frame into its tile's canvas. Where fetch streaming is
 // missing, tiles poll /snapshot/{id} instead (short requests, a few per second).
+// Tiles ask for pictures the size they are drawn at: `width=` is the widest tile
+// canvas's CSS width in device pixels (the server serves the smallest rendition at least
+// that wide), asked again when a resize or rotation moves it to another rendition step;
+// the full-screen view plays the full-size /stream/{id}. The grid rate (`fps=`) is the
+// user's, kept in localStorage.
 // Untrusted text (names, errors, peers) only ever goes into textContent.
 'use strict';
 (function () {
-  var POLL_MS = 500;           // snapshot polling period per tile in the fallback
+  var POLL_MS = 500;           // shortest snapshot polling period per tile in the fallback
+  var RATE_KEY = 'camhub.gridFps';
   var API_MS = 2000;           // /api/streams refresh
   var MAX_RECORD = 16 << 20;   // larger mux records mean a broken stream
   var $ = function (id) { return document.getElementById(id); };
-  var grid = $('grid'), full = $('full'), boxes = $('boxes'), fimg = $('fimg');
+  var grid = $('grid'), full = $('full'), boxes = $('boxes'), fimg = $('fimg'), rate = $('rate');
+  // The server's rendition widths (rendition::LADDER_PX), so the page can tell whether a
+  // new tile width would get different pictures.
+  var LADDER = (document.body.dataset.ladder || '').split(',').map(Number);
+  var gridPx = 0; // the width the grid asks for, in device pixels (0: not measured yet)
   var tiles = new Map(), view = 'grid', fullId = null, fromGrid = false, mux = null, debounce = 0;
   var streaming = !!(window.fetch && window.ReadableStream && window.AbortController &&
     window.TextDecoder && !/[?&]poll=1/.test(location.search));
@@ -24,7 +34,9 @@
     var t = {
       id: el.dataset.id, el: el, canvas: el.querySelector('canvas'), visible: !window.IntersectionObserver,
       badge: el.querySelector('.badge'), fps: el.querySelector('.fps'), err: el.querySelector('.err'),
-      name: el.querySelector('.name').textContent, frames: 0, next: null, busy: false, info: null
+      stale: el.querySelector('.f-stale'), subDown: el.querySelector('.f-sub'),
+      name: el.querySelector('.name').textContent, frames: 0, next: null, busy: false, info: null,
+      kind: null, feed: null
     };
     t.ctx = t.canvas.getContext('2d');
     tiles.set(t.id, t);
@@ -37,19 +49,31 @@
   });
 
   // ---- drawing: newest frame only, one decode at a time per tile ----------------------
-  function draw(t, jpeg) {
-    t.next = jpeg;
+  function draw(t, jpeg, kind, feed) {
+    t.next = { jpeg: jpeg, kind: kind, feed: feed };
     if (!t.busy) pump(t);
   }
   function pump(t) {
-    if (!t.next) { t.busy = false; return; }
+    var f = t.next;
+    if (!f) { t.busy = false; return; }
     t.busy = true;
-    var blob = new Blob([t.next], { type: 'image/jpeg' });
     t.next = null;
-    paint(t, blob).then(function () {
+    paint(t, new Blob([f.jpeg], { type: 'image/jpeg' })).then(function () {
       t.frames++;
       t.el.dataset.frames = t.frames;
+      t.kind = t.el.dataset.kind = f.kind;
+      t.feed = t.el.dataset.feed = f.feed;
+      flags(t);
     }, function () {}).then(function () { pump(t); });
+  }
+  // What the picture is when it is not simply the camera's newest: an old frame (dimmed,
+  // "stale", until a live one arrives), or the main stream standing in for a sub-stream
+  // that is down (the grid is normally fed by the sub-stream).
+  function flags(t) {
+    var sub = t.info && t.info.sub;
+    t.stale.hidden = t.kind !== 'stale';
+    t.el.classList.toggle('dim', t.kind === 'stale');
+    t.subDown.hidden = !(sub && sub.state !== 'live' && t.feed !== 'sub');
   }
   function fit(t, w, h) {
     if (t.canvas.width !== w || t.canvas.height !== h) { t.canvas.width = w; t.canvas.height = h; }
@@ -76,9 +100,9 @@
   }
 
   // ---- the multiplexed stream -----------------------------------------------------------
-  // Reads records "<id> <length> <kind> <unix-ms>\n" + JPEG until the stream ends.
+  // Reads records "<id> <length> <kind> <unix-ms> <feed>\n" + JPEG until the stream ends.
   function readMux(reader, onFrame) {
-    var head = new Uint8Array(128), hn = 0, body = null, bn = 0, id = '';
+    var head = new Uint8Array(128), hn = 0, body = null, bn = 0, f = null;
     function chunk(r) {
       if (r.done) return;
       var v = r.value, i = 0;
@@ -91,9 +115,8 @@
           i = end;
           if (nl < 0) break;
           i++;
-          var f = decoder.decode(head.subarray(0, hn)).split(' ');
+          f = decoder.decode(head.subarray(0, hn)).split(' ');
           hn = 0;
-          id = f[0];
           var len = +f[1];
           if (!(len > 0 && len <= MAX_RECORD)) throw new Error('bad mux length');
           body = new Uint8Array(len);
@@ -104,8 +127,8 @@
           bn += n;
           i += n;
           if (bn === body.length) {
-            var t = tiles.get(id);
-            if (t) { draw(t, body); onFrame(); }
+            var t = tiles.get(f[0]);
+            if (t) { draw(t, body, f[2], f[4]); onFrame(); }
             body = null;
           }
         }
@@ -115,11 +138,11 @@
     return reader.read().then(chunk);
   }
 
-  function openMux(ids, key) {
+  function openMux(ids, key, px, fps) {
     var ctl = new AbortController(), stopped = false, retryMs = 1000;
     var m = { key: key, stop: function () { stopped = true; ctl.abort(); } };
-    // No fps: each tile gets the server's grid rate (DEFAULT_TILE_FPS in mux.rs).
-    var url = '/mux?ids=' + ids.map(encodeURIComponent).join(',');
+    var url = '/mux?ids=' + ids.map(encodeURIComponent).join(',') + '&fps=' + fps + (px ? '&width=' + px : '');
+    document.body.dataset.mux = url;
     (function connect() {
       var got = false;
       fetch(url, { signal: ctl.signal, cache: 'no-store' }).then(function (r) {
@@ -142,9 +165,11 @@
     return m;
   }
 
-  // Fallback: each visible tile loads /snapshot/{id} a couple of times a second.
-  function openPoll(ids, key) {
-    var stopped = false;
+  // Fallback: each visible tile loads /snapshot/{id} at the grid rate, at most twice a
+  // second (each is a request of its own).
+  function openPoll(ids, key, px, fps) {
+    var stopped = false, every = Math.max(POLL_MS, 1000 / fps);
+    document.body.dataset.mux = 'poll width=' + px + ' fps=' + fps;
     ids.forEach(function (id) {
       var t = tiles.get(id);
       (function tick() {
@@ -156,29 +181,61 @@
           t.ctx.drawImage(img, 0, 0);
           t.frames++;
           t.el.dataset.frames = t.frames;
-          setTimeout(tick, POLL_MS);
+          setTimeout(tick, every);
         };
-        img.onerror = function () { setTimeout(tick, 4 * POLL_MS); };
-        img.src = '/snapshot/' + encodeURIComponent(id) + '?t=' + Date.now();
+        img.onerror = function () { setTimeout(tick, 4 * every); };
+        img.src = '/snapshot/' + encodeURIComponent(id) + '?' + (px ? 'width=' + px + '&' : '') + 't=' + Date.now();
       })();
     });
     return { key: key, stop: function () { stopped = true; } };
   }
 
+  // The rendition the server serves for a width (rendition::step_for): the smallest step
+  // at least that wide, 0 for full size.
+  function step(px) {
+    for (var i = 0; i < LADDER.length; i++) if (LADDER[i] >= px) return LADDER[i];
+    return 0;
+  }
+  // The widest tile picture in device pixels, rounded up (0 while the grid is not laid out).
+  function measure() {
+    var css = 0;
+    tiles.forEach(function (t) { css = Math.max(css, t.canvas.getBoundingClientRect().width); });
+    // Less a hair, so that 183 CSS px at 2x reads 366, not 367 from rounding noise.
+    return Math.max(0, Math.ceil(css * (window.devicePixelRatio || 1) - 0.01));
+  }
+
   // Opens, reopens or closes the grid's frames for the tiles in view (none when hidden).
+  // A new width reopens it only when it changes the rendition the tiles get.
   function apply() {
     clearTimeout(debounce);
     var ids = [];
     if (view === 'grid' && !document.hidden) {
       tiles.forEach(function (t) { if (t.visible) ids.push(t.id); });
+      var now = measure();
+      if (now && (!gridPx || step(now) !== step(gridPx))) gridPx = now;
     }
-    var key = ids.join(',');
+    // No width before the grid was measured, or above the top step (full size anyway).
+    var s = gridPx ? step(gridPx) : 0, px = s ? gridPx : 0, fps = +rate.value;
+    var key = ids.join(',') + ' ' + s + ' ' + fps;
     if (mux && mux.key === key) return;
     if (mux) { mux.stop(); mux = null; }
-    if (ids.length) mux = (streaming ? openMux : openPoll)(ids, key);
-    document.body.dataset.mux = key;
+    document.body.dataset.mux = '';
+    if (ids.length) mux = (streaming ? openMux : openPoll)(ids, key, px, fps);
   }
   function applySoon() { clearTimeout(debounce); debounce = setTimeout(apply, 300); }
+
+  // ---- the grid rate: the user's choice, remembered by this browser -------------------
+  try {
+    var saved = localStorage.getItem(RATE_KEY);
+    for (var i = 0; i < rate.options.length; i++) if (rate.options[i].value === saved) rate.value = saved;
+  } catch (e) { /* storage off: the default */ }
+  rate.addEventListener('change', function () {
+    try { localStorage.setItem(RATE_KEY, rate.value); } catch (e) { /* this visit only */ }
+    apply();
+  });
+  // A rotation or resize may change the tiles' size (and so the rendition they need).
+  window.addEventListener('resize', applySoon);
+  if (window.ResizeObserver) new ResizeObserver(function () { applySoon(); }).observe(grid);
 
   if (window.IntersectionObserver) {
     var io = new IntersectionObserver(function (entries) {
@@ -223,6 +280,7 @@
       setBadge(t.badge, s.state);
       t.fps.textContent = s.state === 'live' && s.fps > 0 ? Math.round(s.fps) + ' fps' : '';
       t.err.textContent = detail(s);
+      flags(t);
     });
     if (view === 'full') renderFull();
   }
