@@ -35,7 +35,7 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
 
-    /// Do not advertise on the LAN with mDNS.
+    /// No multicast on the LAN: no mDNS advertising and no camera discovery.
     #[arg(long)]
     pub no_mdns: bool,
 
@@ -70,6 +70,9 @@ pub struct Config {
     /// Display name of the box, also its mDNS instance and host name.
     pub name: String,
     pub mdns_enabled: bool,
+    /// `[discovery] enabled`: finding cameras on the LAN (WS-Discovery probes) when the
+    /// page asks. Also off whenever mDNS is (`--no-mdns` means no multicast at all).
+    pub discovery_enabled: bool,
     /// Interfaces to advertise on; empty means every non-loopback interface.
     pub mdns_interfaces: Vec<String>,
     /// Role LEDs and polarity; stream LEDs are on each stream.
@@ -380,7 +383,15 @@ struct FileConfig {
     #[serde(default)]
     leds: FileLeds,
     #[serde(default)]
+    discovery: FileDiscovery,
+    #[serde(default)]
     stream: Vec<FileStream>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileDiscovery {
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -678,6 +689,7 @@ impl Config {
             listen,
             name,
             mdns_enabled: file.mdns.enabled.unwrap_or(true),
+            discovery_enabled: file.discovery.enabled.unwrap_or(true),
             mdns_interfaces: file.mdns.interfaces.clone().unwrap_or_default(),
             leds,
             send_timeout,
