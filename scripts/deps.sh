@@ -33,6 +33,7 @@ APT_PACKAGES=(
     systemd                  # systemd-analyze verify (package-check.sh); minimal images lack it
     ffmpeg                   # ffprobe reads JPEG dimensions; ffmpeg counts MJPEG frames
     python3                  # /usr/bin/python3 for test helpers (Debian's, it has gi)
+    python3-pip              # installs the PyPI-only test peers below (not in base images)
     # aarch64 cross build (linker set in .cargo/config.toml) and user-mode emulation.
     gcc-aarch64-linux-gnu
     libc6-dev-arm64-cross
@@ -104,6 +105,26 @@ if ((${#missing[@]})); then
         --no-install-recommends "${missing[@]}"
 else
     log "apt packages: all ${#APT_PACKAGES[@]} present"
+fi
+
+# --- Python test peers that Debian does not package -----------------------------------
+# WSDiscovery (PyPI) publishes a fake ONVIF camera for tests/wsdiscovery.rs. Debian's
+# /usr/bin/python3 is "externally managed" (PEP 668), so it goes into target/py-peers
+# (pip --target: no system package is touched), which the tests put on PYTHONPATH.
+# Pure Python; pulls in click and ifaddr. Skipped when that exact version is importable.
+PY_PEERS_DIR=target/py-peers
+WSDISCOVERY_VERSION=2.1.2
+if PYTHONPATH=$PY_PEERS_DIR /usr/bin/python3 -c '
+import importlib.metadata as m, sys
+import wsdiscovery
+sys.exit(m.version("WSDiscovery") != sys.argv[1])' "$WSDISCOVERY_VERSION" 2>/dev/null; then
+    log "WSDiscovery $WSDISCOVERY_VERSION: present in $PY_PEERS_DIR"
+else
+    log "installing WSDiscovery $WSDISCOVERY_VERSION into $PY_PEERS_DIR (PyPI)"
+    mkdir -p "$PY_PEERS_DIR"
+    PIP_ROOT_USER_ACTION=ignore /usr/bin/python3 -m pip install --quiet \
+        --disable-pip-version-check --no-warn-script-location --upgrade \
+        --target "$PY_PEERS_DIR" "WSDiscovery==$WSDISCOVERY_VERSION"
 fi
 
 # --- Rust toolchain -------------------------------------------------------------------

@@ -20,6 +20,7 @@
 //! - [`admin`]: who may change things: the admin password, sessions, throttled logins.
 //! - [`http`]: the HTTP server (hyper on smol): MJPEG, snapshots, API, page.
 //! - [`mdns`]: advertising on the LAN (`camhub.local`) and finding other boxes.
+//! - [`wsdiscovery`]: finding ONVIF cameras and phone webcam apps (WS-Discovery probes).
 //! - [`leds`]: stream state → GPIO LED patterns (rppal on the Pi, no-op elsewhere).
 //! - [`shutdown`]: the one shutdown signal shared by threads and async tasks.
 //! - [`urls`]: URL grammar shared by config, hub and sources (sizes, pattern options).
@@ -51,5 +52,6 @@ pub mod store;
 pub mod streams;
 pub mod supervise;
 pub mod urls;
+pub mod wsdiscovery;
 
 pub use error::{Error, Result};

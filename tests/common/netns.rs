@@ -1,5 +1,6 @@
 //! Test hosts in network namespaces, for the tests that run camhub with mDNS on
-//! (tests/mdns.rs, tests/shutdown.rs): two namespaces joined by a veth pair whose
+//! (tests/mdns.rs, tests/shutdown.rs) and the WS-Discovery tests (tests/wsdiscovery.rs,
+//! with IPv6 link-local addresses): two namespaces joined by a veth pair whose
 //! addresses exist only inside them, so no packet reaches the machine's real interfaces;
 //! processes started inside them with their output followed line by line; and the
 //! python3-zeroconf browser (tests/peers/mdns_browse.py). Needs root and iproute2 +
@@ -80,6 +81,56 @@ impl Net {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", ns, program]);
         c
+    }
+
+    /// Adds IPv6 address `cidr` (e.g. `fd00::2/64`) to `dev` in `ns`, usable at once
+    /// (no duplicate address detection).
+    pub fn add_ipv6(&self, ns: &str, dev: &str, cidr: &str) {
+        ip(&["-n", ns, "addr", "add", cidr, "dev", dev, "nodad"]);
+    }
+
+    /// The IPv6 link-local address of `dev` in `ns`, once usable: the kernel makes it
+    /// when the link comes up and keeps it "tentative" (unusable as a source) for a
+    /// second or two of duplicate address detection.
+    pub fn link_local(&self, ns: &str, dev: &str) -> std::net::Ipv6Addr {
+        let deadline = Instant::now() + EVENTUALLY;
+        loop {
+            let out = Command::new("ip")
+                .args([
+                    "-n", ns, "-6", "-o", "addr", "show", "dev", dev, "scope", "link",
+                ])
+                .stdin(Stdio::null())
+                .output()
+                .expect("run ip");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let usable = text.lines().find(|l| !l.contains("tentative"));
+            let addr = usable.and_then(|l| {
+                let cidr = l.split_whitespace().skip_while(|w| *w != "inet6").nth(1)?;
+                cidr.split('/').next()?.parse().ok()
+            });
+            if let Some(addr) = addr {
+                return addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no usable IPv6 link-local address on {dev} in {ns} (is IPv6 disabled?): {text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The interface index of `dev` in `ns` (an IPv6 zone id there).
+    pub fn ifindex(&self, ns: &str, dev: &str) -> u32 {
+        let out = Command::new("ip")
+            .args(["-n", ns, "-o", "link", "show", "dev", dev])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ip");
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split(':')
+            .next()
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no index for {dev} in {ns}: {text}"))
     }
 
     /// GETs `url` from inside `ns` with curl; None when it fails.
