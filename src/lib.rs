@@ -20,6 +20,7 @@
 //! - [`admin`]: who may change things: the admin password, sessions, throttled logins.
 //! - [`http`]: the HTTP server (hyper on smol): MJPEG, snapshots, API, page.
 //! - [`mdns`]: advertising on the LAN (`camhub.local`) and finding other boxes.
+//! - [`onvif`]: an ONVIF camera's profiles and RTSP URLs, given its address and password.
 //! - [`wsdiscovery`]: finding ONVIF cameras and phone webcam apps (WS-Discovery probes).
 //! - [`leds`]: stream state → GPIO LED patterns (rppal on the Pi, no-op elsewhere).
 //! - [`shutdown`]: the one shutdown signal shared by threads and async tasks.
@@ -43,6 +44,7 @@ mod jpeg_turbo;
 pub mod leds;
 pub mod mdns;
 pub mod multipart;
+pub mod onvif;
 pub mod probe;
 pub mod rendition;
 pub mod shutdown;
