@@ -127,6 +127,9 @@ impl App {
                 config.state_dir.clone(),
             )),
             shutdown: shutdown.clone(),
+            // No multicast at all without mDNS (`--no-mdns`), WS-Discovery included.
+            discovery_enabled: config.discovery_enabled && config.mdns_enabled,
+            discovery: Default::default(),
         });
         executor
             .spawn(http::serve(

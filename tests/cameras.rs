@@ -173,6 +173,30 @@ fn cameras_are_added_edited_and_removed_while_the_others_keep_running() {
             r.text()
         );
     }
+    // Discovery is multicast: off with --no-mdns (as every test runs camhub), said so.
+    assert_eq!(send(addr, "GET", "/api/discover", &[], "").status, 401);
+    let r = admin(addr, "GET", "/api/discover", "");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(json(&r)["error"]
+        .as_str()
+        .unwrap()
+        .contains("discovery is off"));
+    // ONVIF: an address that does not answer is a plain reason, not an error status.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let r = admin(
+        addr,
+        "POST",
+        "/api/onvif/streams",
+        &format!(r#"{{"address":"{closed}","username":"admin","password":"{CAM_PW}"}}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = json(&r);
+    assert_eq!(v["ok"], false, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("no answer"), "{v}");
+    assert!(!r.text().contains(CAM_PW));
     let big = format!(r#"{{"name":"{}","url":"pattern:"}}"#, "x".repeat(70_000));
     assert_eq!(admin(addr, "POST", "/api/cameras", &big).status, 413);
     drop(child);

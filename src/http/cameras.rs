@@ -60,8 +60,9 @@ macro_rules! try_api {
 
 /// True for the paths this module answers.
 pub fn owns(path: &str) -> bool {
-    path.starts_with("/api/admin")
-        || path.starts_with("/api/cameras")
+    ["/api/admin", "/api/cameras", "/api/discover", "/api/onvif/"]
+        .iter()
+        .any(|p| path.starts_with(p))
         || path == "/api/state/start-over"
 }
 
@@ -69,6 +70,7 @@ pub fn owns(path: &str) -> bool {
 pub async fn respond(ctx: &Arc<Ctx>, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
     let facts = RequestFacts::from_headers(method.as_str(), peer, |name| {
         req.headers().get(name).and_then(|v| v.to_str().ok())
     });
@@ -80,7 +82,8 @@ pub async fn respond(ctx: &Arc<Ctx>, req: Request<Incoming>, peer: IpAddr) -> Re
         (&Method::POST, ["api", "admin", "login"]) => login(ctx, facts, &body).await,
         (&Method::POST, ["api", "admin", "logout"]) => logout(ctx, &facts),
         (_, ["api", "admin", ..]) => not_allowed(),
-        (m, ["api", "cameras", ..]) | (m, ["api", "state", "start-over"]) => {
+        (m, ["api", "cameras" | "discover" | "onvif", ..])
+        | (m, ["api", "state", "start-over"]) => {
             // Everything else here is the admin's only.
             let admin = ctx.admin.clone();
             let authorized = {
@@ -97,7 +100,10 @@ pub async fn respond(ctx: &Arc<Ctx>, req: Request<Incoming>, peer: IpAddr) -> Re
                 (&Method::PUT, ["cameras", id]) => edit(ctx, id, &body).await,
                 (&Method::DELETE, ["cameras", id]) => remove(ctx, id).await,
                 (&Method::POST, ["state", "start-over"]) => start_over(ctx).await,
-                (_, ["cameras"] | ["cameras", _] | ["state", "start-over"]) => not_allowed(),
+                (&Method::GET, ["discover"]) => discover(ctx, &query).await,
+                (&Method::POST, ["onvif", "streams"]) => onvif_streams(ctx, &body).await,
+                (_, ["cameras"] | ["cameras", _] | ["state", "start-over"] | ["discover"])
+                | (_, ["onvif", "streams"]) => not_allowed(),
                 _ => error(StatusCode::NOT_FOUND, "not found"),
             }
         }
@@ -466,6 +472,69 @@ async fn test(ctx: &Arc<Ctx>, body: &[u8]) -> Response<Body> {
     })
     .await;
     json(StatusCode::OK, &result.to_json())
+}
+
+/// `GET /api/discover[?address=IP]` (see `discover.rs`).
+async fn discover(ctx: &Arc<Ctx>, query: &str) -> Response<Body> {
+    let address = match super::query_value(query, "address") {
+        None => None,
+        Some(a) => match a
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+        {
+            Ok(ip) => Some(ip),
+            Err(_) => return error(StatusCode::BAD_REQUEST, "address must be an IP address"),
+        },
+    };
+    match super::discover::discover(ctx, address).await {
+        Ok(value) => json(StatusCode::OK, &value),
+        Err(why) => error(StatusCode::FORBIDDEN, &why),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnvifBody {
+    address: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// `POST /api/onvif/streams`: the camera's profiles, or `{ok: false, reason}` in plain
+/// words (what the camera said is about the camera, not about this request: 200).
+async fn onvif_streams(ctx: &Arc<Ctx>, body: &[u8]) -> Response<Body> {
+    let body: OnvifBody = try_api!(parse(body));
+    if body.address.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "address is required");
+    }
+    let shutdown = ctx.shutdown.clone();
+    let result = smol::unblock(move || {
+        crate::onvif::streams(
+            body.address.trim(),
+            &body.username,
+            &body.password,
+            &shutdown,
+            super::discover::ONVIF_DEADLINE,
+        )
+    })
+    .await;
+    match result {
+        Ok(streams) => {
+            let mut value = serde_json::to_value(&streams).unwrap_or(Value::Null);
+            if let Some(map) = value.as_object_mut() {
+                map.insert("ok".into(), Value::Bool(true));
+            }
+            json(StatusCode::OK, &value)
+        }
+        Err(e) => json(
+            StatusCode::OK,
+            &json!({ "ok": false, "reason": e.reason() }),
+        ),
+    }
 }
 
 async fn start_over(ctx: &Arc<Ctx>) -> Response<Body> {

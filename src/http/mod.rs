@@ -5,6 +5,7 @@
 mod api;
 mod cameras;
 mod conn;
+mod discover;
 mod mjpeg;
 mod mux;
 mod page;
@@ -62,6 +63,9 @@ pub struct Ctx {
     pub admin: Arc<crate::admin::Admin>,
     /// For work that must stop with camhub (camera tests).
     pub shutdown: Shutdown,
+    /// Finding cameras on the LAN, when the page asks (see `discover.rs`).
+    pub discovery_enabled: bool,
+    pub discovery: discover::Discovery,
 }
 
 type Body = UnsyncBoxBody<Bytes, Infallible>;
