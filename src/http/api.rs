@@ -198,6 +198,12 @@ pub fn metrics(ctx: &Ctx) -> Response<Body> {
         "1 when the stream is live.",
         &|s| f64::from(u8::from(s.is_live())),
     );
+    family(
+        "camhub_stream_h264_cache_bytes",
+        "gauge",
+        "Compressed H.264 kept since the camera's last keyframe, so a new viewer starts at once (main and sub-stream together; at most 8 MiB each).",
+        &|s| crate::source::rtsp::h264_cache_bytes(&s.id) as f64,
+    );
 
     let _ = writeln!(
         out,
