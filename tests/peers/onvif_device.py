@@ -18,6 +18,7 @@ Usage: onvif_device.py [--port 0] [--user U] [--password P]
                        [--clock-offset SECONDS] [--reported-clock-offset SECONDS]
                        [--media 1|2] [--rtsp-port N]
                        [--main-size WxH] [--h265-only]
+                       [--bind ADDR] [--sub-uri URI]
 
 --auth wsse: WS-Security UsernameToken PasswordDigest checked for real (SHA-1 of nonce,
   Created and password; Created within 5 min of the camera's clock; a nonce used twice is
@@ -30,7 +31,12 @@ Usage: onvif_device.py [--port 0] [--user U] [--password P]
 --reported-clock-offset: what GetSystemDateAndTime says instead (a camera that reports
   its local time as UTC but checks tokens against its real clock); default: the same.
 
-Prints "ready http://127.0.0.1:PORT/onvif/device_service" once listening, then one line
+--bind: the address to listen on (default 127.0.0.1), e.g. a network namespace's own;
+  "::" listens on every IPv6 and IPv4 address.
+--sub-uri: the sub profile's stream URI instead of the default one (e.g. the URL of a
+  second RTSP server serving 640x360, for tests/discover_e2e.rs).
+
+Prints "ready http://ADDR:PORT/onvif/device_service" once listening, then one line
 per call: "call <prefix>:<Action> auth=<what was accepted> status=<HTTP status>" plus
 call details (e.g. "protocol=RTSP"). Exits on SIGTERM/SIGINT.
 """
@@ -43,6 +49,7 @@ import http.server
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -105,6 +112,7 @@ def profiles():
     main = ("PROFILE_001" if m1 else "Profile_2", "mainStream", "H264", mw, mh, 15,
             f"rtsp://0.0.0.0:{r}/h264")
     sub = ("PROFILE_002" if m1 else "Profile_3", "subStream", "H264", 640, 360, 15,
+           ARGS.sub_uri or
            f"rtsp://ipcam.invalid:{r}/Streaming/Channels/102?transportmode=unicast&profile=sub")
     if ARGS.h265_only:
         return [h265]
@@ -520,12 +528,17 @@ def main():
     parser.add_argument("--rtsp-port", type=int, default=554)
     parser.add_argument("--main-size", default="1920x1080")
     parser.add_argument("--h265-only", action="store_true")
+    parser.add_argument("--bind", default="127.0.0.1")
+    parser.add_argument("--sub-uri")
     ARGS = parser.parse_args()
     for alg in ARGS.digest_algorithms.split(","):
         if alg not in ("MD5", "SHA-256"):
             parser.error(f"--digest-algorithms: {alg}?")
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
+    server_class = http.server.ThreadingHTTPServer
+    if ":" in ARGS.bind:  # IPv6 ("::" takes IPv4 as well)
+        server_class = type("Server6", (server_class,), {"address_family": socket.AF_INET6})
+    server = server_class((ARGS.bind, ARGS.port), Handler)
     server.daemon_threads = True
 
     def stop(*_):
@@ -533,7 +546,7 @@ def main():
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log(f"ready http://127.0.0.1:{server.server_address[1]}/onvif/device_service")
+    log(f"ready http://{ARGS.bind}:{server.server_address[1]}/onvif/device_service")
     server.serve_forever()
     sys.exit(0)
 
