@@ -1,6 +1,6 @@
-// camhub page: the live grid over one multiplexed connection, the full-screen view, and
-// the list of other boxes. Plain ES5 with Promise and fetch, no libraries, nothing from
-// any other server.
+// camhub page: the live grid over one multiplexed connection, the full-screen view, the
+// list of other boxes, and the admin's views (add, test, edit and remove cameras). Plain
+// ES5 with Promise and fetch, no libraries, nothing from any other server.
 //
 // Why one connection: a browser opens at most 6 HTTP/1.1 connections per host:port, so a
 // grid of MJPEG <img> tiles stops loading at the 7th camera. The grid reads /mux (every
@@ -12,6 +12,9 @@
 // that wide), asked again when a resize or rotation moves it to another rendition step;
 // the full-screen view plays the full-size /stream/{id}. The grid rate (`fps=`) is the
 // user's, kept in localStorage.
+// The set of tiles follows /api/streams: a camera added (here or elsewhere) gets a tile,
+// a removed one loses it, and a mux record of kind `gone` (a stream removed or replaced,
+// e.g. edited) makes the page look again and reopen the mux, all without a reload.
 // Untrusted text (names, errors, peers) only ever goes into textContent.
 'use strict';
 (function () {
@@ -30,9 +33,16 @@
     window.TextDecoder && !/[?&]poll=1/.test(location.search));
   var decoder = window.TextDecoder ? new TextDecoder() : null;
 
-  document.querySelectorAll('.tile').forEach(function (el) {
+  var io = window.IntersectionObserver && new IntersectionObserver(function (entries) {
+    entries.forEach(function (e) { var t = tiles.get(e.target.dataset.id); if (t) t.visible = e.isIntersecting; });
+    applySoon();
+  }, { rootMargin: '64px' });
+  var reopen = false;  // a stream of the mux went away: reopen it after the next look
+  var justAdded = null; // the camera this page just saved: its new tile is shown
+
+  function setup(el) {
     var t = {
-      id: el.dataset.id, el: el, canvas: el.querySelector('canvas'), visible: !window.IntersectionObserver,
+      id: el.dataset.id, el: el, canvas: el.querySelector('canvas'), visible: !io,
       badge: el.querySelector('.badge'), fps: el.querySelector('.fps'), err: el.querySelector('.err'),
       stale: el.querySelector('.f-stale'), subDown: el.querySelector('.f-sub'),
       name: el.querySelector('.name').textContent, frames: 0, next: null, busy: false, info: null,
@@ -46,7 +56,26 @@
       fromGrid = true;
       location.hash = '#/cam/' + encodeURIComponent(t.id);
     });
-  });
+    if (io) io.observe(el);
+  }
+  document.querySelectorAll('#grid .tile').forEach(setup);
+  // A tile for a camera that appeared since the page loaded (the server's markup).
+  function addTile(s) {
+    var el = $('tpl').content.firstElementChild.cloneNode(true), c = el.querySelector('canvas');
+    el.id = 'tile-' + s.id;
+    el.dataset.id = s.id;
+    el.href = '/stream/' + encodeURIComponent(s.id);
+    el.title = el.querySelector('.name').textContent = s.name;
+    if (s.width && s.height) { c.width = s.width; c.height = s.height; }
+    grid.appendChild(el);
+    setup(el);
+  }
+  function dropTile(t) {
+    if (io) io.unobserve(t.el);
+    grid.removeChild(t.el);
+    tiles.delete(t.id);
+    if (fullId === t.id) location.hash = '#/';
+  }
 
   // ---- drawing: newest frame only, one decode at a time per tile ----------------------
   function draw(t, jpeg, kind, feed) {
@@ -118,6 +147,7 @@
           f = decoder.decode(head.subarray(0, hn)).split(' ');
           hn = 0;
           var len = +f[1];
+          if (len === 0 && f[2] === 'gone') { reopen = true; refresh(); continue; }
           if (!(len > 0 && len <= MAX_RECORD)) throw new Error('bad mux length');
           body = new Uint8Array(len);
           bn = 0;
@@ -154,6 +184,7 @@
           stopped = true;
           return;
         }
+        if (r.status === 404) refresh(); // a stream went away: look again
         if (!r.ok) throw new Error('mux ' + r.status);
         return readMux(r.body.getReader(), function () { got = true; });
       }).catch(function () { /* retried below */ }).then(function () {
@@ -237,13 +268,6 @@
   window.addEventListener('resize', applySoon);
   if (window.ResizeObserver) new ResizeObserver(function () { applySoon(); }).observe(grid);
 
-  if (window.IntersectionObserver) {
-    var io = new IntersectionObserver(function (entries) {
-      entries.forEach(function (e) { tiles.get(e.target.dataset.id).visible = e.isIntersecting; });
-      applySoon();
-    }, { rootMargin: '64px' });
-    tiles.forEach(function (t) { io.observe(t.el); });
-  }
   document.addEventListener('visibilitychange', function () {
     fullSrc();
     if (document.hidden) apply(); else { applySoon(); refresh(); }
@@ -266,33 +290,48 @@
     return m;
   }
   function render(list) {
-    // A camera plugged in since the page loaded: rebuild the grid (the server renders the
-    // tiles), but never pull the full-screen view away from the user.
-    if (view === 'grid' && list.some(function (s) { return !tiles.has(s.id); })) {
-      location.reload();
-      return;
-    }
+    // Cameras added or removed since the last look: tiles follow, in the server's order.
+    var ids = {}, changed = false;
+    list.forEach(function (s) {
+      ids[s.id] = 1;
+      if (!tiles.has(s.id)) { addTile(s); changed = true; }
+    });
+    tiles.forEach(function (t) { if (!ids[t.id]) { dropTile(t); changed = true; } });
+    if (changed) list.forEach(function (s) { grid.appendChild(tiles.get(s.id).el); });
+    $('none').hidden = tiles.size > 0;
     list.forEach(function (s) {
       var t = tiles.get(s.id);
-      if (!t) return;
       t.info = s;
+      if (t.name !== s.name) t.el.title = t.el.querySelector('.name').textContent = t.name = s.name;
       t.el.dataset.state = s.state;
       setBadge(t.badge, s.state);
       t.fps.textContent = s.state === 'live' && s.fps > 0 ? Math.round(s.fps) + ' fps' : '';
       t.err.textContent = detail(s);
       flags(t);
     });
+    if (justAdded && tiles.has(justAdded) && view === 'grid') {
+      tiles.get(justAdded).el.scrollIntoView({ block: 'nearest' });
+      justAdded = null;
+    }
+    if (reopen && mux) { mux.stop(); mux = null; }
+    reopen = false;
+    if (changed || !mux) apply();
     if (view === 'full') renderFull();
   }
-  var apiTimer = 0, apiBusy = false;
+  var apiTimer = 0, apiBusy = false, apiAgain = false;
   function refresh() {
     clearTimeout(apiTimer);
-    if (document.hidden || apiBusy) return;
+    if (apiBusy) { apiAgain = true; return; }
+    if (document.hidden) return;
     apiBusy = true;
+    apiAgain = false;
     fetch('/api/streams', { cache: 'no-store' })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (list) { if (Array.isArray(list)) render(list); }, function () {})
-      .then(function () { apiBusy = false; apiTimer = setTimeout(refresh, API_MS); });
+      .then(function () {
+        apiBusy = false;
+        if (apiAgain) refresh(); else apiTimer = setTimeout(refresh, API_MS);
+      });
   }
 
   // ---- views: #/ grid, #/cam/<id> full screen, #/boxes --------------------------------
@@ -350,10 +389,369 @@
       });
   }
 
+  // ---- the admin's views: #/add, #/manage, #/edit/<id> ---------------------------------
+  // First the admin password is set (the first visit) or asked for (no session cookie),
+  // then the view. Camera passwords only ever go from the form to the API: the forms are
+  // cleared once saved and the API never sends one back.
+  var aview = null, aarg = null, cams = [], tested = null, onvif = null, named = false, testing = 0;
+  var SOURCES = { file: 'from camhub.toml', saved: 'added here', discovered: 'plugged in', builtin: 'test pattern' };
+  function show(id, on) { $(id).hidden = !on; }
+  function say(el, text) { (el.tagName === 'FORM' ? el.querySelector('.msg') : el).textContent = text || ''; }
+  // A JSON request to the admin API: the answer, or an Error with the server's words.
+  function api(method, path, body) {
+    var init = { method: method, cache: 'no-store', credentials: 'same-origin' };
+    if (body) { init.headers = { 'Content-Type': 'application/json' }; init.body = JSON.stringify(body); }
+    return fetch(path, init).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (j) {
+        if (r.ok) return j || {};
+        var e = new Error((j && j.error) || 'camhub answered ' + r.status);
+        e.status = r.status;
+        if (r.status === 429) e.message += ' (try again in ' + (r.headers.get('Retry-After') || 60) + ' s)';
+        throw e;
+      });
+    });
+  }
+  // Shows a failed request in `where`, or asks for the login again when the session ended.
+  function failed(where) {
+    return function (e) {
+      if (e.status === 401) { gate(); return; }
+      say(where, e.status ? e.message : 'No answer from camhub: is it running?');
+    };
+  }
+  function openAdmin(which, arg) {
+    aview = which;
+    aarg = arg;
+    $('atitle').textContent = { add: 'Add camera', manage: 'Manage cameras', edit: 'Edit camera' }[which];
+    $('aback').href = which === 'edit' ? '#/manage' : '#/';
+    ['setpw', 'login', 'add', 'manage', 'edit'].forEach(function (id) { show(id, false); });
+    say($('amsg'), '');
+    $('cams').textContent = ''; // nothing stale to tap while the list loads
+    if (which === 'add') resetAdd();
+    gate();
+  }
+  function gate() {
+    api('GET', '/api/admin').then(function (s) {
+      var p = [s.problem, s.state_problem].filter(Boolean).join('\n');
+      show('problem', !!p);
+      $('ptext').textContent = p;
+      show('over', !!s.state_problem && s.logged_in);
+      if (!s.password_set || !s.logged_in) {
+        ['add', 'manage', 'edit'].forEach(function (id) { show(id, false); });
+        var f = s.password_set ? 'login' : 'setpw';
+        show(f, true);
+        $(s.password_set ? 'lpw' : 'pw1').focus();
+      } else enter();
+    }, failed($('amsg')));
+  }
+  function enter() {
+    show('setpw', false);
+    show('login', false);
+    show(aview, aview !== 'edit'); // the edit form once filled
+    if (aview === 'add') discover();
+    else loadCams();
+  }
+  function form(id, submit) {
+    $(id).addEventListener('submit', function (e) { e.preventDefault(); say(this, ''); submit(this); });
+  }
+  form('setpw', function (f) {
+    if ($('pw1').value !== $('pw2').value) return say(f, 'The two passwords differ.');
+    api('POST', '/api/admin/password', { password: $('pw1').value }).then(function () {
+      $('pw1').value = $('pw2').value = '';
+      gate();
+    }, function (e) { if (e.status === 409) gate(); else failed(f)(e); });
+  });
+  form('login', function (f) {
+    api('POST', '/api/admin/login', { password: $('lpw').value }).then(function () {
+      $('lpw').value = '';
+      gate();
+    }, function (e) { say(f, e.status === 401 ? 'Wrong password.' : e.message); });
+  });
+  $('over').addEventListener('click', function () {
+    api('POST', '/api/state/start-over').then(function (r) {
+      show('over', false);
+      $('ptext').textContent = 'Started over with no saved cameras.' +
+        (r.kept_aside ? ' The old file is kept as ' + r.kept_aside : '');
+      refresh();
+    }, failed($('ptext')));
+  });
+
+  // -- add: what was found on the network, or an address; test; name; save --
+  function resetAdd() {
+    ['url', 'user', 'pass', 'name', 'opw'].forEach(function (id) { $(id).value = ''; });
+    show('result', false);
+    show('onvif', false);
+    show('found', false);
+    say($('tmsg'), '');
+    tested = onvif = null;
+    named = false;
+    testing++;
+  }
+  // Lists what discovery finds on the network, or at one IP address (a camera on another
+  // subnet), when this box has discovery; the address form stays either way.
+  function discover(ip) {
+    var asked = aview, ul = $('devs'), looking = ip ? 0 : setTimeout(function () {
+      // Listening takes a few seconds: say so (an answer that it is off comes at once).
+      ul.textContent = '';
+      ul.appendChild(item('Looking on your network…'));
+      show('found', aview === asked);
+    }, 400);
+    api('GET', '/api/discover' + (ip ? '?address=' + encodeURIComponent(ip) : '')).then(function (d) {
+      clearTimeout(looking);
+      if (aview !== asked || !Array.isArray(d.devices)) return;
+      if (!ip || !ul.querySelector('button')) ul.textContent = '';
+      d.devices.forEach(function (dev) {
+        var key = dev.kind + ' ' + dev.address;
+        if (![].some.call(ul.children, function (li) { return li.dataset.key === key; })) {
+          ul.appendChild(device(dev)).dataset.key = key;
+        }
+      });
+      if (!ul.children.length) ul.appendChild(item('Nothing found: enter an address below.'));
+      show('found', true);
+    }, function () {
+      // No discovery here (off, or none on this box).
+      clearTimeout(looking);
+      if (!ip) show('found', false);
+    });
+  }
+  function item(title, sub, el) {
+    var li = document.createElement('li'), b = document.createElement(el || 'div');
+    if (el === 'button') b.type = 'button';
+    b.className = 'item';
+    var t = document.createElement('span');
+    t.className = 't';
+    t.textContent = title;
+    b.appendChild(t);
+    (sub || []).forEach(function (line) {
+      if (!line) return;
+      var s = document.createElement('small');
+      s.textContent = line;
+      b.appendChild(s);
+    });
+    li.appendChild(b);
+    return li;
+  }
+  function device(dev) {
+    var li = item(dev.name || dev.address, [[dev.hardware, dev.address].filter(Boolean).join(' · '),
+      dev.added ? 'already added' : ''], 'button');
+    li.firstChild.addEventListener('click', function () {
+      if (dev.kind === 'onvif') {
+        onvif = { dev: dev };
+        $('oname').textContent = dev.name || dev.address;
+        $('ouser').value = $('ouser').value || 'admin';
+        show('oprof', false);
+        say($('onvif'), '');
+        show('onvif', true);
+        $('opw').focus();
+        $('onvif').scrollIntoView({ block: 'nearest' });
+      } else if (dev.kind === 'camhub') {
+        // Another camhub: one row per stream under it.
+        if (li.childNodes.length > 1) return;
+        var ul = document.createElement('ul'), streams = dev.streams || [];
+        ul.className = 'list';
+        streams.forEach(function (s) {
+          var sli = item(s.name || s.id, [s.url], 'button');
+          sli.firstChild.addEventListener('click', function () { use(s.url, s.name); });
+          ul.appendChild(sli);
+        });
+        if (!streams.length) ul.appendChild(item('It did not list its cameras.'));
+        li.appendChild(ul);
+      } else if (dev.url) use(dev.url, dev.name);
+    });
+    return li;
+  }
+  // Fills the address form with a found URL and tests it.
+  function use(url, name) {
+    onvif = null;
+    show('onvif', false);
+    $('url').value = url;
+    suggest(name);
+    runTest();
+  }
+  function suggest(name) { if (!named && name) $('name').value = name; }
+  form('onvif', function (f) {
+    var o = onvif, creds = { address: o.dev.address, username: $('ouser').value, password: $('opw').value };
+    say(f, 'Asking the camera…');
+    api('POST', '/api/onvif/streams', creds).then(function (r) {
+      if (!r.ok) return say(f, r.reason);
+      say(f, '');
+      o.profiles = r.profiles || [];
+      ['omain', 'osub'].forEach(function (id, k) {
+        var sel = $(id), pick = k ? r.sub : r.main;
+        sel.textContent = '';
+        if (k) sel.appendChild(new Option('none (the main stream)', ''));
+        o.profiles.forEach(function (p, i) {
+          var o2 = new Option([p.name, p.codec, p.width + '×' + p.height, p.fps ? p.fps + ' fps' : '']
+            .filter(Boolean).join(' · ') + (p.supported ? '' : ' (not supported)'), i);
+          o2.disabled = !p.supported;
+          sel.appendChild(o2);
+        });
+        sel.value = pick == null ? '' : pick;
+      });
+      show('oprof', true);
+      var d = r.device || {};
+      suggest([d.manufacturer, d.model].filter(Boolean).join(' ') || o.dev.name);
+      onvifTest();
+    }, failed(f));
+  });
+  function onvifTest() {
+    var p = onvif.profiles[$('omain').value];
+    if (!p) return;
+    $('url').value = p.rtsp_url;
+    $('user').value = $('ouser').value;
+    $('pass').value = $('opw').value;
+    runTest();
+  }
+  $('omain').addEventListener('change', onvifTest);
+  // Typing in the address or login means another test is needed before saving.
+  ['url', 'user', 'pass'].forEach(function (id) {
+    $(id).addEventListener('input', function () { tested = null; show('result', false); });
+  });
+  $('name').addEventListener('input', function () { named = true; });
+  form('manual', runTest);
+  // The picture, its facts and Save in view once the preview has its size.
+  function saveInView() { $('save').scrollIntoView({ block: 'nearest' }); }
+  $('preview').addEventListener('load', saveInView);
+  function runTest() {
+    var input = $('url').value.trim(), n = ++testing, url = input.indexOf('://') > 0;
+    if (!input) return;
+    $('test').disabled = true;
+    $('tmsg').className = 'msg';
+    tested = null;
+    show('result', false);
+    say($('tmsg'), 'Testing… (up to 10 s)');
+    // An IP address may also be an ONVIF camera: ask it too (it joins the found list).
+    var ip = /^(\d{1,3}(?:\.\d{1,3}){3})(?::\d+)?$|^\[([0-9a-f:]+)\]/i.exec(input);
+    if (ip) discover(ip[1] || ip[2]);
+    api('POST', '/api/cameras/test', { url: input, username: $('user').value, password: $('pass').value })
+      .then(function (r) {
+        if (n !== testing) return;
+        var img = $('preview'), ok = r.ok && /^data:image\/jpeg;base64,/.test(r.snapshot);
+        say($('tmsg'), ok ? 'It works.' : r.reason || 'That did not work.');
+        $('tmsg').className = ok ? 'msg ok' : 'msg';
+        // A bare address is saved as the URL the test found; a URL as typed.
+        if (ok || url) tested = url || !r.url ? input : r.url;
+        if (ok) {
+          img.src = r.snapshot;
+          $('info').textContent = [r.codec && r.codec.toUpperCase(), r.width + '×' + r.height,
+            r.fps ? Math.round(r.fps) + ' fps' : ''].filter(Boolean).join(' · ') +
+            (tested !== input ? '\nFound at ' + tested : '') +
+            (onvif && onvif.profiles && $('osub').value ? '\nThe grid uses the sub-stream: ' +
+              $('osub').selectedOptions[0].textContent : '');
+        }
+        img.hidden = !ok;
+        if (!ok) $('info').textContent = 'You can save it anyway: camhub keeps trying until it answers.';
+        $('save').textContent = ok ? 'Save' : 'Save anyway';
+        if (!$('name').value) suggest((/^(?:\w+:\/\/)?(?:[^@\/]*@)?(\[[^\]]*\]|[^\/:?#]+)/.exec(input) || [])[1]);
+        show('result', !!tested);
+        if (tested && !ok) saveInView();
+      }, failed($('tmsg')))
+      .then(function () { if (n === testing) $('test').disabled = false; });
+  }
+  form('result', function (f) {
+    var body = { name: $('name').value.trim(), url: tested }, o = onvif;
+    if ($('user').value) body.username = $('user').value;
+    if ($('pass').value) body.password = $('pass').value;
+    if (o && o.profiles && o.profiles[$('omain').value] && o.profiles[$('omain').value].rtsp_url === tested) {
+      var sub = o.profiles[$('osub').value];
+      if (sub && sub !== o.profiles[$('omain').value]) body.sub_url = sub.rtsp_url;
+    }
+    $('save').disabled = true;
+    api('POST', '/api/cameras', body).then(function (cam) {
+      ['pass', 'opw'].forEach(function (id) { $(id).value = ''; });
+      justAdded = cam.id;
+      location.replace('#/');
+      refresh();
+    }, failed(f)).then(function () { $('save').disabled = false; });
+  });
+
+  // -- manage: every camera with its source; saved ones can be changed --
+  function loadCams() {
+    api('GET', '/api/cameras').then(function (d) {
+      cams = d.cameras || [];
+      if (aview === 'edit') return fillEdit();
+      var ul = $('cams');
+      ul.textContent = '';
+      cams.forEach(function (c) {
+        var li = item(c.name, [SOURCES[c.source] + (c.enabled ? '' : ' · off') + (c.state ? ' · ' + c.state : ''),
+          c.url, c.read_only && 'Read-only: ' + c.read_only]);
+        li.dataset.id = c.id;
+        if (!c.read_only) li.firstChild.appendChild(actions(c));
+        ul.appendChild(li);
+      });
+    }, failed($('amsg')));
+  }
+  function button(text, cls, click) {
+    var b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'btn ' + cls;
+    b.textContent = text;
+    b.addEventListener('click', click);
+    return b;
+  }
+  function change(c, how, body) {
+    return api(how, '/api/cameras/' + encodeURIComponent(c.id), body).then(function () {
+      loadCams();
+      refresh();
+    }, failed($('amsg')));
+  }
+  function actions(c) {
+    var row = document.createElement('div');
+    row.className = 'acts';
+    row.appendChild(button('Edit', 'edit', function () { location.hash = '#/edit/' + encodeURIComponent(c.id); }));
+    row.appendChild(button(c.enabled ? 'Disable' : 'Enable', 'toggle', function () {
+      change(c, 'PUT', { enabled: !c.enabled });
+    }));
+    row.appendChild(button('Remove', 'danger', function () {
+      // Asked on the page: a dialog would block the page (and its tiles) while open.
+      row.textContent = '';
+      var q = document.createElement('span');
+      q.textContent = 'Remove “' + c.name + '”?';
+      row.appendChild(q);
+      row.appendChild(button('Remove', 'danger yes', function () { change(c, 'DELETE'); }));
+      row.appendChild(button('Keep', 'no', loadCams));
+    }));
+    return row;
+  }
+
+  // -- edit: keys the user changed are sent; an empty password field keeps the saved one --
+  var EDIT = { ename: 'name', eurl: 'url', esub: 'sub_url', euser: 'username', esuser: 'sub_username' };
+  function fillEdit() {
+    var c = cams.filter(function (c) { return c.id === aarg; })[0];
+    show('edit', !!c && !c.read_only);
+    if (!c) return say($('amsg'), 'No such camera.');
+    if (c.read_only) return say($('amsg'), 'Read-only: ' + c.read_only);
+    $('atitle').textContent = 'Edit “' + c.name + '”';
+    for (var id in EDIT) $(id).value = c[EDIT[id]] || '';
+    $('epass').value = $('espass').value = '';
+    $('epass').placeholder = c.has_password ? 'unchanged' : 'none';
+    $('espass').placeholder = c.has_sub_password ? 'unchanged' : 'as above';
+    $('eon').checked = c.enabled;
+  }
+  form('edit', function (f) {
+    var c = cams.filter(function (c) { return c.id === aarg; })[0], body = {}, n = 0;
+    if (!c) return;
+    for (var id in EDIT) {
+      var v = $(id).value.trim();
+      if (v !== (c[EDIT[id]] || '')) { body[EDIT[id]] = v; n++; }
+    }
+    if ($('epass').value) { body.password = $('epass').value; n++; }
+    if ($('espass').value) { body.sub_password = $('espass').value; n++; }
+    if ($('eon').checked !== c.enabled) { body.enabled = $('eon').checked; n++; }
+    if (!n) return location.replace('#/manage');
+    api('PUT', '/api/cameras/' + encodeURIComponent(c.id), body).then(function () {
+      $('epass').value = $('espass').value = '';
+      location.replace('#/manage');
+      refresh();
+    }, failed(f));
+  });
+
   function route() {
-    var m = /^#\/cam\/(.+)$/.exec(location.hash), id = null;
-    try { id = m && decodeURIComponent(m[1]); } catch (e) { /* a mangled link: the grid */ }
-    var next = id && tiles.has(id) ? 'full' : location.hash === '#/boxes' ? 'boxes' : 'grid';
+    var h = location.hash, m = /^#\/cam\/(.+)$/.exec(h), a = /^#\/(add|manage|edit)(?:\/(.+))?$/.exec(h), id = null, arg = null;
+    try {
+      id = m && decodeURIComponent(m[1]);
+      arg = a && a[2] && decodeURIComponent(a[2]);
+    } catch (e) { /* a mangled link: the grid */ }
+    var next = id && tiles.has(id) ? 'full' : a ? 'admin' : h === '#/boxes' ? 'boxes' : 'grid';
     if (next === 'full') {
       if (fullId !== id) {
         fullId = id;
@@ -369,11 +767,14 @@
     grid.hidden = view !== 'grid';
     full.hidden = view !== 'full';
     boxes.hidden = view !== 'boxes';
-    $('nav-cams').setAttribute('aria-current', view === 'boxes' ? 'false' : 'page');
+    $('admin').hidden = view !== 'admin';
+    $('nav-cams').setAttribute('aria-current', view === 'grid' || view === 'full' ? 'page' : 'false');
     $('nav-boxes').setAttribute('aria-current', view === 'boxes' ? 'page' : 'false');
     document.body.dataset.view = view;
     if (view === 'full') renderFull();
     if (view === 'boxes') loadPeers();
+    if (view === 'admin') openAdmin(a[1], arg);
+    else aview = null;
     fullSrc();
     apply();
   }
