@@ -572,6 +572,16 @@ fn find_an_onvif_camera_and_add_it_with_main_and_sub_stream() {
             "a 366 px tile from the 640x360 sub-stream"
         );
         let mut mux = first_tile;
+        // Start-up: both feeds connect at once and the tile is asked for before the
+        // sub-stream is live, so the main stream may decode a first picture (and the
+        // tile may show it once) before the sub-stream takes over. Let that settle.
+        let mut startup: Vec<String> = Vec::new();
+        let settle = Instant::now();
+        while settle.elapsed() < Duration::from_millis(1500) {
+            let rec = mux.record();
+            startup.push(format!("{}/{}", rec.kind, rec.feed));
+        }
+        eprintln!("start-up records (kind/feed): {startup:?}");
         let info = stream_info(addr, &id);
         eprintln!("stream: {info:#}");
         assert_eq!(info["sub"]["state"], "live", "{info:#}");
