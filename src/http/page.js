@@ -569,7 +569,10 @@
   }
   function suggest(name) { if (!named && name) $('name').value = name; }
   form('onvif', function (f) {
-    var o = onvif, creds = { address: o.dev.address, username: $('ouser').value, password: $('opw').value };
+    // The device service URL it announced carries the ONVIF port (often 8000 or 8899, not
+    // 80); a link-local one has a zone id the server cannot use, so the bare address then.
+    var o = onvif, x = o.dev.xaddr, addr = x && x.indexOf('%25') < 0 ? x : o.dev.address;
+    var creds = { address: addr, username: $('ouser').value, password: $('opw').value };
     say(f, 'Asking the camera…');
     api('POST', '/api/onvif/streams', creds).then(function (r) {
       if (!r.ok) return say(f, r.reason);
