@@ -17,12 +17,15 @@
 //!   is added. Each step's time is printed: how long a phone-only setup takes.
 //!
 //! Multicast never leaves the namespaces: no process here has a real interface. Needs
-//! root, iproute2, python3-zeroconf, Debian's python3 with gi (GStreamer RTSP server) and
+//! root, iproute2, python3-zeroconf, Debian's chromium and python3-websocket, Debian's python3 with gi (GStreamer RTSP server) and
 //! WSDiscovery under target/py-peers (scripts/deps.sh); without them a test fails and says
 //! why. Every process is stopped by PID and the namespaces are deleted, pass or fail.
 
+#[path = "common/browser.rs"]
+mod chromium;
 mod common;
 
+use chromium::{tile_draws, Browser, WAIT};
 use common::netns::{Lines, Net, Proc, ADDR_A, ADDR_B, EVENTUALLY};
 use common::{decode, eventually, read_head, MuxReader, Response};
 use serde_json::{json, Value};
@@ -382,6 +385,53 @@ fn stream_info(addr: SocketAddr, id: &str) -> Value {
         .unwrap_or_else(|| panic!("stream {id} missing from {all}"))
 }
 
+/// The camera `id` just added, while only the grid watches it: its sub-stream is live at
+/// 640 px, every rendition the grid gets is made from it (`renditions[].feed == "sub"`),
+/// and its main stream is not decoded: over 3 s of `watch` (which returns how many
+/// pictures the grid got) the main stream's frame count stays flat while the
+/// sub-stream's grows. Returns what `watch` returned.
+fn grid_is_fed_by_the_sub_stream(
+    addr: SocketAddr,
+    id: &str,
+    watch: impl FnOnce(Duration) -> u64,
+) -> u64 {
+    let info = stream_info(addr, id);
+    eprintln!("stream: {info:#}");
+    assert_eq!(info["sub"]["state"], "live", "{info:#}");
+    assert_eq!(info["sub"]["width"], 640, "{info:#}");
+    let renditions = info["renditions"].as_array().expect("renditions");
+    assert!(
+        !renditions.is_empty() && renditions.iter().all(|r| r["feed"] == "sub"),
+        "the grid's renditions come from the sub-stream: {info:#}"
+    );
+    assert!(
+        !info["url"].as_str().unwrap().contains(CAM_PW)
+            && !info["sub"]["url"].as_str().unwrap().contains(CAM_PW),
+        "{info:#}"
+    );
+    let main_before = info["frames"].as_u64().unwrap();
+    let sub_before = info["sub"]["frames"].as_u64().unwrap();
+    let tiles = watch(Duration::from_secs(3));
+    let info = stream_info(addr, id);
+    let main_after = info["frames"].as_u64().unwrap();
+    let sub_after = info["sub"]["frames"].as_u64().unwrap();
+    eprintln!(
+        "in 3 s: {tiles} grid pictures; main frames {main_before} -> {main_after}, \
+         sub frames {sub_before} -> {sub_after}"
+    );
+    assert!(sub_after > sub_before, "{info:#}");
+    assert_eq!(
+        main_after, main_before,
+        "the main stream is not decoded: {info:#}"
+    );
+    let renditions = info["renditions"].as_array().expect("renditions");
+    assert!(
+        renditions.iter().all(|r| r["feed"] == "sub"),
+        "the grid stays on the sub-stream: {info:#}"
+    );
+    tiles
+}
+
 // ---- the tests ------------------------------------------------------------------------
 
 /// The whole flow over IPv4 multicast, with another camhub box on the LAN.
@@ -582,42 +632,21 @@ fn find_an_onvif_camera_and_add_it_with_main_and_sub_stream() {
             startup.push(format!("{}/{}", rec.kind, rec.feed));
         }
         eprintln!("start-up records (kind/feed): {startup:?}");
-        let info = stream_info(addr, &id);
-        eprintln!("stream: {info:#}");
-        assert_eq!(info["sub"]["state"], "live", "{info:#}");
-        assert_eq!(info["sub"]["width"], 640, "{info:#}");
-        assert_eq!(info["renditions"][0]["feed"], "sub", "{info:#}");
-        assert!(
-            !info["url"].as_str().unwrap().contains(CAM_PW)
-                && !info["sub"]["url"].as_str().unwrap().contains(CAM_PW),
-            "{info:#}"
-        );
         // The main stream is not decoded while only the grid watches: its frame count
         // stays flat while the tile keeps getting pictures from the sub-stream.
-        let main_before = info["frames"].as_u64().unwrap();
-        let sub_before = info["sub"]["frames"].as_u64().unwrap();
-        let mut tiles = 0;
-        let watch = Instant::now();
-        while watch.elapsed() < Duration::from_secs(3) {
-            let rec = mux.record();
-            if rec.kind == "live" {
-                assert_eq!(rec.feed, "sub", "the grid stays on the sub-stream");
-                tiles += 1;
+        let tiles = grid_is_fed_by_the_sub_stream(addr, &id, |watch| {
+            let mut tiles = 0;
+            let t = Instant::now();
+            while t.elapsed() < watch {
+                let rec = mux.record();
+                if rec.kind == "live" {
+                    assert_eq!(rec.feed, "sub", "the grid stays on the sub-stream");
+                    tiles += 1;
+                }
             }
-        }
-        let info = stream_info(addr, &id);
-        let main_after = info["frames"].as_u64().unwrap();
-        let sub_after = info["sub"]["frames"].as_u64().unwrap();
-        eprintln!(
-            "in 3 s: {tiles} tiles; main frames {main_before} -> {main_after}, \
-             sub frames {sub_before} -> {sub_after}"
-        );
+            tiles
+        });
         assert!(tiles >= 10, "the tile is live: {tiles} pictures in 3 s");
-        assert!(sub_after > sub_before, "{info:#}");
-        assert_eq!(
-            main_after, main_before,
-            "the main stream is not decoded: {info:#}"
-        );
         drop(mux);
 
         // 7. Discovery now says the camera is added: a directed probe ("probe this
@@ -656,6 +685,173 @@ fn find_an_onvif_camera_and_add_it_with_main_and_sub_stream() {
         !lab.boxa.lines.any(|l| l.contains(CAM_PW)),
         "the camera password is in camhub's log"
     );
+}
+
+/// Issue #14 from the phone: headless Chromium at 390×844 (2x, mobile), inside namespace a
+/// with camhub, no request intercepted. Discover → tap → password → save → the tile is
+/// live and the grid uses the sub-stream. Prints the taps and the wall time from
+/// "+ Add camera" to the live tile.
+#[test]
+fn a_phone_adds_the_found_camera_and_its_tile_uses_the_sub_stream() {
+    let lab = Lab::new("c", false, false);
+    let addr = lab.addr;
+    let ns = lab.net.a.clone();
+    let main_url = format!("rtsp://{ADDR_B}:{MAIN_PORT}/h264");
+    let preview = |b: &mut Browser| {
+        b.shown("#preview") && b.eval("document.getElementById('preview').naturalWidth") != 0
+    };
+    let mut b = Browser::launch_in(Some(&ns));
+    b.viewport(390, 844, true);
+    b.navigate(&format!("http://{addr}/"));
+    b.eval("window.__sameDocument = 1");
+    tile_draws(&mut b, "yard");
+
+    // "+ Add camera": the first visit asks for an admin password, then lists what is found.
+    let (mut taps, started) = (0u32, Instant::now());
+    b.tap("#addcam", &mut taps);
+    b.wait_shown("#setpw", WAIT);
+    b.type_in("#pw1", ADMIN_PW, &mut taps);
+    b.type_in("#pw2", ADMIN_PW, &mut taps);
+    b.tap("#setpw button", &mut taps);
+    b.wait_shown("#manual", WAIT);
+    let setup_taps = taps;
+    let nth = eventually(Duration::from_secs(30), || {
+        let i = b.eval(
+            "Array.from(document.querySelectorAll('#devs > li')).findIndex(function (li) { \
+             return li.querySelector('button') && li.textContent.indexOf('Test Cam') >= 0; })",
+        );
+        let i = i.as_i64()?;
+        (i >= 0).then_some(i + 1)
+    })
+    .unwrap_or_else(|| panic!("Test Cam is never in the found list: {:?}", b.text("#devs")));
+    let found_after = started.elapsed();
+    let item = format!("#devs > li:nth-child({nth})");
+    let listed = b.text(&item);
+    eprintln!("found list: {:?}", b.text("#devs"));
+    assert!(
+        listed.contains("Test Cam")
+            && listed.contains(&format!("TC-1 · {ADDR_B}"))
+            && !listed.contains("already added"),
+        "{listed}"
+    );
+    b.screenshot("discover-found.png");
+
+    // Tap it, its login: the suggested main and sub-stream, and a preview of the main.
+    b.tap(&format!("{item} > button"), &mut taps);
+    b.wait_shown("#onvif", WAIT);
+    assert_eq!(b.text("#oname"), "Test Cam");
+    b.type_in("#ouser", CAM_USER, &mut taps);
+    b.type_in("#opw", CAM_PW, &mut taps);
+    b.tap("#onvif button", &mut taps);
+    eventually(Duration::from_secs(40), || preview(&mut b).then_some(())).unwrap_or_else(|| {
+        panic!(
+            "no preview of the main stream: onvif {:?}, test {:?}",
+            b.text("#onvif"),
+            b.text("#tmsg")
+        )
+    });
+    let picked = |b: &mut Browser, id: &str| {
+        b.eval(&format!(
+            "(function () {{ var s = document.getElementById('{id}'); \
+             return s.value + ' ' + s.selectedOptions[0].textContent; }})()"
+        ))
+        .as_str()
+        .unwrap()
+        .to_string()
+    };
+    let (main, sub) = (picked(&mut b, "omain"), picked(&mut b, "osub"));
+    eprintln!("suggested: main {main:?}, sub {sub:?}");
+    assert!(
+        main.starts_with("1 ") && main.contains("H264") && main.contains("1280×720"),
+        "{main}"
+    );
+    assert!(
+        sub.starts_with("2 ") && sub.contains("H264") && sub.contains("640×360"),
+        "{sub}"
+    );
+    assert_eq!(b.eval("document.getElementById('url').value"), main_url);
+    let src = b.eval("document.getElementById('preview').src");
+    let jpeg = {
+        use base64::Engine as _;
+        let b64 = src
+            .as_str()
+            .and_then(|s| s.strip_prefix("data:image/jpeg;base64,"))
+            .unwrap_or_else(|| panic!("the preview is not a JPEG data URL: {src}"));
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("base64")
+    };
+    let (width, height, _) = decode(&jpeg);
+    // The preview is scaled to at most 640 px wide (probe::PREVIEW_MAX_WIDTH); the
+    // stream's own size, from the test of the main URL, is in the facts under it.
+    assert_eq!(
+        (width, height),
+        (640, 360),
+        "the 1280x720 main stream, scaled"
+    );
+    assert_eq!(
+        b.eval("document.getElementById('preview').naturalWidth"),
+        width
+    );
+    let info = b.text("#info");
+    assert!(
+        info.contains("1280×720") && info.contains("sub-stream") && info.contains("640×360"),
+        "{info}"
+    );
+    assert_eq!(b.text("#tmsg"), "It works.");
+    b.screenshot("discover-preview.png");
+
+    // Save: back on the grid, without a reload, the new tile is live.
+    b.tap("#save", &mut taps);
+    eventually(WAIT, || {
+        (b.eval("document.body.dataset.view") == "grid").then_some(())
+    })
+    .expect("saving returns to the grid");
+    let id = eventually(WAIT, || b.tiles().into_keys().find(|id| id != "yard"))
+        .unwrap_or_else(|| panic!("no new tile: {:?}", b.tiles()));
+    let tile = tile_draws(&mut b, &id);
+    let took = started.elapsed();
+    b.screenshot("discover-grid.png");
+    eprintln!(
+        "\nphone-only setup of a found ONVIF camera in Chromium: {taps} taps ({setup_taps} of \
+         them for the admin password), {:.1} s from '+ Add camera' to a live tile (the found \
+         list after {:.1} s)\n",
+        took.as_secs_f64(),
+        found_after.as_secs_f64()
+    );
+    eprintln!("{id} tile: {tile:?}");
+    assert_eq!(b.eval("window.__sameDocument"), 1, "the page was reloaded");
+    let dom = b.eval(
+        "document.documentElement.outerHTML + \
+         Array.from(document.querySelectorAll('input')).map(function (i) { return i.value; }).join(' ')",
+    );
+    assert!(
+        !dom.as_str().unwrap().contains(CAM_PW),
+        "the camera password is in the page"
+    );
+
+    // The grid (the page's only viewer of it) is fed by the sub-stream, and it keeps
+    // drawing changing pictures.
+    inside(&ns, || {
+        let stream = stream_info(addr, &id);
+        assert_eq!(stream["url"], main_url.as_str(), "{stream:#}");
+        assert_eq!(
+            stream["sub"]["url"],
+            format!("rtsp://{ADDR_B}:{SUB_PORT}/h264"),
+            "{stream:#}"
+        );
+        grid_is_fed_by_the_sub_stream(addr, &id, |watch| {
+            let before = b.tiles()[&id].frames;
+            std::thread::sleep(watch);
+            let after = tile_draws(&mut b, &id).frames;
+            after - before
+        })
+    });
+    assert!(
+        !lab.boxa.lines.any(|l| l.contains(CAM_PW)),
+        "the camera password is in camhub's log"
+    );
+    drop(b);
 }
 
 /// The admin password set on the box at `addr`; the session cookie.
