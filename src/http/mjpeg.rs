@@ -55,7 +55,7 @@ pub fn respond(stream: &Arc<Stream>, query: &str, head: bool, full: bool) -> Res
             view: stream.view(width),
             last_seq: None,
             min_interval: fps_cap.map(|fps| Duration::from_secs_f64(1.0 / fps)),
-            last_sent_at: None,
+            next_due: None,
             last_placeholder_at: None,
             sent_placeholder: false,
             pending: VecDeque::from([Bytes::from_static(STREAM_START)]),
@@ -84,6 +84,18 @@ pub fn respond(stream: &Arc<Stream>, query: &str, head: bool, full: bool) -> Res
     resp
 }
 
+/// When a viewer capped at one frame per `interval` may have its next frame, after one
+/// sent at `now` for the slot due at `due`. Due times keep a fixed beat (`due +
+/// interval`), so the wait for a fresh frame after a slot opens (up to a source frame,
+/// e.g. for a rendition made on demand) is not added to every period: a 5 fps tile of a
+/// 15 fps camera gets 5 fps, not 15/4. A viewer more than a period late restarts the beat.
+pub(super) fn next_due(due: Option<Instant>, now: Instant, interval: Duration) -> Instant {
+    match due {
+        Some(due) if due + interval > now => due + interval,
+        _ => now + interval,
+    }
+}
+
 /// `X-Timestamp`: capture time as Unix seconds with milliseconds, for latency checks.
 pub fn timestamp_header(frame: &Frame) -> HeaderValue {
     let t = frame
@@ -101,7 +113,8 @@ struct Viewer {
     /// The last real frame sent; `None` before the first.
     last_seq: Option<u64>,
     min_interval: Option<Duration>,
-    last_sent_at: Option<Instant>,
+    /// When the fps cap next allows a frame.
+    next_due: Option<Instant>,
     last_placeholder_at: Option<Instant>,
     /// The frame being sent is an OFFLINE placeholder.
     sent_placeholder: bool,
@@ -116,7 +129,9 @@ impl Viewer {
             return Some(chunk);
         }
         let frame = self.next_frame().await?;
-        self.last_sent_at = Some(Instant::now());
+        if let Some(interval) = self.min_interval {
+            self.next_due = Some(next_due(self.next_due, Instant::now(), interval));
+        }
         // A placeholder says so, so that a camhub pulling this stream shows the stream as
         // down (with its reason) instead of passing OFFLINE pictures on as live video.
         let offline = if self.sent_placeholder {
@@ -143,8 +158,8 @@ impl Viewer {
     /// Waits for the next frame to send: the newest real one, or a placeholder while the
     /// stream is down.
     async fn next_frame(&mut self) -> Option<Arc<Frame>> {
-        if let (Some(min), Some(last)) = (self.min_interval, self.last_sent_at) {
-            async_io::Timer::at(last + min).await;
+        if let Some(due) = self.next_due {
+            async_io::Timer::at(due).await;
         }
         loop {
             if self.view.stream().is_closed() {
@@ -243,4 +258,23 @@ pub(super) fn placeholder(view: &View) -> Option<Arc<Frame>> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_viewers_keep_a_fixed_beat() {
+        let t0 = Instant::now();
+        let period = Duration::from_millis(200);
+        let ms = |n| Duration::from_millis(n);
+        // First frame: due a period later.
+        let d1 = next_due(None, t0, period);
+        assert_eq!(d1, t0 + period);
+        // Sent 60 ms late (waiting for a fresh rendition): the next is still on the beat.
+        assert_eq!(next_due(Some(d1), d1 + ms(60), period), d1 + period);
+        // More than a period late (a stalled viewer): the beat restarts from now.
+        assert_eq!(next_due(Some(d1), d1 + ms(250), period), d1 + ms(450));
+    }
 }

@@ -152,7 +152,8 @@ struct Tile {
     view: View,
     /// The last real frame sent; `None` before the first.
     last_seq: Option<u64>,
-    last_sent_at: Option<Instant>,
+    /// When the fps cap next allows a frame (`None` before the first).
+    next_due: Option<Instant>,
     last_placeholder_at: Option<Instant>,
 }
 
@@ -169,14 +170,14 @@ impl Tile {
         Tile {
             view: stream.view(width),
             last_seq: None,
-            last_sent_at: None,
+            next_due: None,
             last_placeholder_at: None,
         }
     }
 
     /// When the fps cap next allows a frame.
-    fn due_at(&self, min_interval: Duration) -> Option<Instant> {
-        self.last_sent_at.map(|t| t + min_interval)
+    fn due_at(&self) -> Option<Instant> {
+        self.next_due
     }
 
     /// When the next placeholder is due (meaningful while the stream is down).
@@ -187,8 +188,8 @@ impl Tile {
 
     /// The frame to send now, if this tile is due and has one: the newest real frame, or
     /// the placeholder while the stream is down (the same rules as `/stream/{id}`).
-    fn ready(&mut self, now: Instant, min_interval: Duration) -> Option<(Arc<Frame>, Kind)> {
-        if self.due_at(min_interval).is_some_and(|t| now < t) {
+    fn ready(&mut self, now: Instant) -> Option<(Arc<Frame>, Kind)> {
+        if self.due_at().is_some_and(|t| now < t) {
             return None;
         }
         if !self.view.is_live() && now >= self.placeholder_due_at(now) {
@@ -236,8 +237,12 @@ impl Mux {
             let n = self.tiles.len();
             for i in (0..n).map(|k| (self.next_tile + k) % n) {
                 let tile = &mut self.tiles[i];
-                if let Some((frame, kind)) = tile.ready(now, self.min_interval) {
-                    tile.last_sent_at = Some(now);
+                if let Some((frame, kind)) = tile.ready(now) {
+                    tile.next_due = Some(super::mjpeg::next_due(
+                        tile.next_due,
+                        now,
+                        self.min_interval,
+                    ));
                     self.next_tile = (i + 1) % n;
                     self.pending = Some(frame.jpeg.clone());
                     return Some(record_header(&tile.view, &frame, kind));
@@ -253,7 +258,7 @@ impl Mux {
         let mut deadline = now + PLACEHOLDER_EVERY;
         let mut wakers: Vec<FrameWait<'_>> = Vec::new();
         for tile in &self.tiles {
-            match tile.due_at(self.min_interval) {
+            match tile.due_at() {
                 Some(due) if due > now => deadline = deadline.min(due),
                 _ => {
                     if !tile.view.is_live() {

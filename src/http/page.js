@@ -592,7 +592,8 @@
       });
       show('oprof', true);
       var d = r.device || {};
-      suggest([d.manufacturer, d.model].filter(Boolean).join(' ') || o.dev.name);
+      // The name the camera announces (its ONVIF name scope) is the one the user tapped.
+      suggest(o.dev.name || [d.manufacturer, d.model].filter(Boolean).join(' '));
       onvifTest();
     }, failed(f));
   });
