@@ -9,8 +9,7 @@ mod rtsp_server;
 
 use common::{api_stream, decode, eventually, get, Child, MjpegReader};
 use rtsp_server::{free_port, RtspServer};
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,39 +28,8 @@ impl Camhub {
     fn start(config: &str) -> Camhub {
         let mut file = tempfile::NamedTempFile::new().unwrap();
         file.write_all(config.as_bytes()).unwrap();
-        let mut process = Command::new(env!("CARGO_BIN_EXE_camhub"))
-            .args(["--no-mdns", "--listen", "127.0.0.1:0", "--config"])
-            .arg(file.path())
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("camhub binary runs");
-        let stderr = process.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("[camhub] {line}");
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut child = Child {
-            process,
-            addr: "127.0.0.1:1".parse().unwrap(),
-        };
-        child.addr = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("camhub logs its address")
-            .parse()
-            .unwrap();
+        let (child, log) =
+            common::spawn_camhub_logged(&["--config", file.path().to_str().unwrap()]);
         Camhub {
             child,
             log,

@@ -295,7 +295,17 @@ pub fn spawn_camhub(args: &[&str]) -> Child {
 
 /// [`spawn_camhub`] through a prepared command that runs the camhub binary (e.g. `ip
 /// netns exec NS camhub`, which execs it, so the PID is camhub's).
-pub fn spawn_camhub_with(mut command: std::process::Command, args: &[&str]) -> Child {
+pub fn spawn_camhub_with(command: std::process::Command, args: &[&str]) -> Child {
+    spawn_camhub_keeping_log(command, args, None)
+}
+
+/// Starts camhub from `command` on 127.0.0.1:0 with mDNS off plus `args`; echoes its log
+/// to the test's stderr (shown on failure) and, with `log`, keeps it there too.
+fn spawn_camhub_keeping_log(
+    mut command: std::process::Command,
+    args: &[&str],
+    log: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+) -> Child {
     use std::process::Stdio;
     let mut process = command
         .args(["--no-mdns", "--listen", "127.0.0.1:0"])
@@ -316,6 +326,11 @@ pub fn spawn_camhub_with(mut command: std::process::Command, args: &[&str]) -> C
                     let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
                     sent = true;
                 }
+            }
+            if let Some(log) = &log {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
             }
         }
     });
@@ -450,39 +465,9 @@ pub fn send(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: 
 /// [`spawn_camhub`] that also keeps everything camhub logs (at debug level), for checks
 /// that something never appears in the log.
 pub fn spawn_camhub_logged(args: &[&str]) -> (Child, std::sync::Arc<std::sync::Mutex<String>>) {
-    use std::process::Stdio;
-    let mut process = std::process::Command::new(env!("CARGO_BIN_EXE_camhub"))
-        .args(["--no-mdns", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("camhub binary runs");
-    let stderr = process.stderr.take().unwrap();
     let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("[camhub] {line}");
-            if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(rest.split('/').next().unwrap_or_default().to_string());
-            }
-            let mut log = sink.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    let mut child = Child {
-        process,
-        addr: "127.0.0.1:1".parse().unwrap(),
-    };
-    child.addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("camhub logs its address")
-        .parse()
-        .unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_camhub"));
+    command.env("RUST_LOG", "debug");
+    let child = spawn_camhub_keeping_log(command, args, Some(log.clone()));
     (child, log)
 }
