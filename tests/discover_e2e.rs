@@ -111,27 +111,7 @@ fn spawn(
 /// The real camhub binary in `ns` listening on `listen`, mDNS on; its log followed under
 /// `label`. Returns it and its HTTP port.
 fn camhub(net: &Net, ns: &str, label: &str, listen: &str, args: &[&str]) -> (Proc, u16) {
-    let mut child = net
-        .command(ns, env!("CARGO_BIN_EXE_camhub"))
-        .args(["--listen", listen])
-        .args(args)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("camhub runs");
-    let lines = Lines::default();
-    lines.follow(child.stderr.take().unwrap(), label.to_string());
-    let proc = Proc { child, lines };
-    let (_, _, port) = proc
-        .lines
-        .wait(0, EVENTUALLY, |l| {
-            let rest = l.split("listening on http://").nth(1)?;
-            rest.split('/').next()?.rsplit(':').next()?.parse().ok()
-        })
-        .expect("camhub logs its address");
-    (proc, port)
+    common::netns::spawn_camhub_on(net, ns, label, "info", listen, args)
 }
 
 /// The LAN in namespace b and the box in a. Fields drop in order: the processes first,

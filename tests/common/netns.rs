@@ -325,9 +325,21 @@ pub fn spawn_camhub(
     rust_log: &str,
     args: &[&str],
 ) -> (Proc, u16) {
+    spawn_camhub_on(net, ns, label, rust_log, "0.0.0.0:0", args)
+}
+
+/// [`spawn_camhub`] listening on `listen` (e.g. one address of the namespace).
+pub fn spawn_camhub_on(
+    net: &Net,
+    ns: &str,
+    label: &str,
+    rust_log: &str,
+    listen: &str,
+    args: &[&str],
+) -> (Proc, u16) {
     let mut child = net
         .command(ns, env!("CARGO_BIN_EXE_camhub"))
-        .args(["--listen", "0.0.0.0:0"])
+        .args(["--listen", listen])
         .args(args)
         .env("RUST_LOG", rust_log)
         .stdin(Stdio::null())
